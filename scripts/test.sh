@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets up vtgkit with its test dependencies and runs the default test suite (the README's test command).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# torch first: the local CPU wheel. A loose torch requirement resolved first would pull a multi-GB CUDA build.
+python -m pip install --quiet "torch==2.13.0"
+python -m pip install --quiet -e ".[dev]"
+python -m ruff check src tests benchmarks
+python -m pytest "$@"

@@ -1,0 +1,52 @@
+"""Imports flow one way (conventions.md): inference code never pulls in training or evaluation code."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "vtgkit"
+
+# package area -> areas it must never import
+FORBIDDEN: dict[str, set[str]] = {
+    "spans": {"nn", "models", "data", "evaluation", "features", "train", "api", "cli", "app", "pretrained"},
+    "structures": {"nn", "models", "data", "evaluation", "features", "train", "api", "cli", "app", "pretrained"},
+    "nn": {"models", "data", "evaluation", "features", "train", "api", "cli", "app", "pretrained"},
+    "models": {"data", "evaluation", "features", "train", "api", "cli", "app"},
+    "data": {"nn", "models", "evaluation", "features", "train", "api", "cli", "app", "pretrained"},
+    "evaluation": {"nn", "models", "data", "features", "train", "api", "cli", "app", "pretrained"},
+    "features": {"models", "evaluation", "train", "api", "cli", "app"},
+    "pretrained": {"data", "evaluation", "features", "train", "api", "cli", "app"},
+    "api": {"train", "cli", "app"},
+    "app": {"nn", "models", "data", "evaluation", "features", "train", "cli", "pretrained"},
+}
+
+
+def _area(path: Path) -> str:
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0].removesuffix(".py")
+
+
+def _imported_areas(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    areas: set[str] = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "vtgkit" and len(parts) > 1:
+                areas.add(parts[1])
+    return areas
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_flow_one_way(path: Path) -> None:
+    area = _area(path)
+    bad = _imported_areas(path) & FORBIDDEN.get(area, set())
+    assert not bad, f"{path.relative_to(PACKAGE)} ({area}) imports {sorted(bad)}, against the import direction"
