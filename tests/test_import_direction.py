@@ -22,6 +22,11 @@ FORBIDDEN: dict[str, set[str]] = {
     "api": {"train", "cli", "app"},
     "app": {"nn", "models", "data", "evaluation", "features", "train", "cli", "pretrained"},
 }
+# api-level helpers that need no model: they see only spans/structures/errors (and each other), never model code.
+_NO_MODEL_CODE = {"nn", "models", "data", "evaluation", "features", "train", "api", "cli", "app", "pretrained"}
+FORBIDDEN.update(
+    {area: _NO_MODEL_CODE for area in ("viz", "windowing", "summary", "moment_formats", "batch_jobs", "video_cut")}
+)
 
 
 def _area(path: Path) -> str:

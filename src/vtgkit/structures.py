@@ -101,3 +101,20 @@ class Prediction:
         record["pred_relevant_windows"] = self.pred_relevant_windows
         record["pred_saliency_scores"] = self.pred_saliency_scores
         return record
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One time span of a video with a score: a retrieved moment, a summary segment or a ground-truth window.
+
+    Times are seconds on the full video's timeline (after window merging); ``score`` is model-specific (higher is
+    better) and 1.0 for ground truth.
+    """
+
+    start: float
+    end: float
+    score: float = 1.0
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start

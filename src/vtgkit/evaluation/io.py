@@ -1,0 +1,193 @@
+"""Reading and validating prediction and ground-truth files, with errors that name the file, line and field.
+
+Every record keeps the line it came from, so a later check (a duplicate qid, a window with start > end, a missing
+field) can say where it is. In-memory lists are accepted too; their "lines" are 1-based list positions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vtgkit.errors import AnnotationError
+
+
+@dataclass
+class Records:
+    """Rows of a JSON-lines file (or list) with their line numbers and the name used in error messages."""
+
+    source: str
+    rows: list[dict[str, Any]]
+    lines: list[int]
+
+    def where(self, index: int, field: str | None = None) -> str:
+        location = f"{self.source} line {self.lines[index]}"
+        return f"{location}: field {field!r}" if field else location
+
+
+def read_jsonl(path: str | Path) -> Records:
+    """Read a JSON-lines file: one JSON object per line (an empty line is an error, as in the official loader)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    rows: list[dict[str, Any]] = []
+    lines: list[int] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            stripped = text.strip()
+            if not stripped:
+                raise AnnotationError(f"{path} line {number}: empty line; expected one JSON object per line")
+            try:
+                row = json.loads(stripped)
+            except json.JSONDecodeError as error:
+                raise AnnotationError(
+                    f"{path} line {number}: not valid JSON ({error.msg} at column {error.colno}); "
+                    "expected a JSON-lines file with one object per line"
+                ) from None
+            if not isinstance(row, dict):
+                raise AnnotationError(f"{path} line {number}: expected a JSON object, found {type(row).__name__}")
+            rows.append(row)
+            lines.append(number)
+    if not rows:
+        raise AnnotationError(f"{path}: no records (empty file)")
+    return Records(str(path), rows, lines)
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a whole-file JSON document (R²-Tuning's ``*_anno.json`` / split tables)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise AnnotationError(f"{path} line {error.lineno}: not valid JSON ({error.msg})") from None
+
+
+def as_records(data: str | Path | Records | Sequence[dict[str, Any]], name: str) -> Records:
+    """A path (read as JSON lines), ``Records`` (as is) or a list of dicts (named ``name`` in errors)."""
+    if isinstance(data, Records):
+        return data
+    if isinstance(data, str | Path):
+        return read_jsonl(data)
+    rows = list(data)
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise AnnotationError(f"{name} line {index + 1}: expected a dict, found {type(row).__name__}")
+    if not rows:
+        raise AnnotationError(f"{name}: no records")
+    return Records(name, rows, list(range(1, len(rows) + 1)))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def require_field(records: Records, index: int, field: str) -> Any:
+    row = records.rows[index]
+    if field not in row:
+        raise AnnotationError(f"{records.where(index, field)} is missing")
+    return row[field]
+
+
+def require_number(records: Records, index: int, field: str, value: Any) -> float:
+    if not _is_number(value) or not math.isfinite(value):
+        raise AnnotationError(f"{records.where(index, field)}: expected a finite number, found {value!r}")
+    return float(value)
+
+
+def qid_index(records: Records, key: str = "qid") -> dict[Any, int]:
+    """qid -> row index; a qid that appears twice is an error naming both lines."""
+    seen: dict[Any, int] = {}
+    for index, row in enumerate(records.rows):
+        if key not in row:
+            raise AnnotationError(f"{records.where(index, key)} is missing")
+        qid = row[key]
+        if not isinstance(qid, int | str) or isinstance(qid, bool):
+            raise AnnotationError(f"{records.where(index, key)}: expected an int or string id, found {qid!r}")
+        if qid in seen:
+            # The official evaluators do not reject duplicates: they merge the windows for mAP and use the last
+            # entry for R1/HD (spec metrics.md §1), which hides the mistake. vtgkit refuses them.
+            raise AnnotationError(
+                f"{records.where(index, key)}: duplicate {key} {qid!r} (first at line {records.lines[seen[qid]]}); "
+                f"each {key} must appear once"
+            )
+        seen[qid] = index
+    return seen
+
+
+def check_same_ids(pred_ids: Iterable[Any], gt_ids: Iterable[Any], pred_source: str, gt_source: str) -> None:
+    """The official evaluator asserts that the prediction and ground-truth qid sets are equal (spec metrics.md §1)."""
+    pred_set, gt_set = set(pred_ids), set(gt_ids)
+    if pred_set == gt_set:
+        return
+    missing = sorted(gt_set - pred_set, key=str)
+    extra = sorted(pred_set - gt_set, key=str)
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} qid(s) of {gt_source} have no prediction in {pred_source}: {missing[:10]}")
+    if extra:
+        parts.append(f"{len(extra)} qid(s) of {pred_source} are not in {gt_source}: {extra[:10]}")
+    raise AnnotationError("; ".join(parts) + " (the official evaluator requires equal qid sets)")
+
+
+def windows_array(records: Records, index: int, field: str, width: int, allow_empty: bool = False) -> np.ndarray:
+    """Validate a list of windows ``[[start, end(, score)], ...]`` -> (N, width) float64: finite, start <= end."""
+    value = require_field(records, index, field)
+    if isinstance(value, list) and (value or allow_empty):
+        try:  # fast path: a well-formed list converts in one call; anything else gets the detailed check below
+            array = np.asarray(value, dtype=np.float64).reshape(len(value), -1)
+        except (TypeError, ValueError):
+            array = None
+        if array is not None and array.shape[1] >= width and np.isfinite(array[:, :width]).all():
+            array = array[:, :width]
+            if (array[:, 0] <= array[:, 1]).all():
+                return array
+    _explain_bad_windows(records, index, field, width, value, allow_empty)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _explain_bad_windows(records: Records, index: int, field: str, width: int, value: Any, allow_empty: bool) -> None:
+    if not isinstance(value, list) or (not value and not allow_empty):
+        shape = "[start, end, score]" if width == 3 else "[start, end]"
+        raise AnnotationError(
+            f"{records.where(index, field)}: expected a non-empty list of windows {shape}, found {value!r}"
+        )
+    for number, window in enumerate(value):
+        if not isinstance(window, list) or len(window) < width or not all(_is_number(v) for v in window[:width]):
+            raise AnnotationError(
+                f"{records.where(index, field)}[{number}]: expected {width} numbers, found {window!r}"
+            )
+        if not all(math.isfinite(v) for v in window[:width]):
+            raise AnnotationError(f"{records.where(index, field)}[{number}]: non-finite value in {window!r}")
+        if window[0] > window[1]:
+            # The official evaluators would compute a meaningless IoU for a reversed window without complaint.
+            raise AnnotationError(
+                f"{records.where(index, field)}[{number}]: start > end in {window!r}; expected start <= end"
+            )
+    raise AnnotationError(f"{records.where(index, field)}: rows of different lengths in {str(value)[:80]}")
+
+
+def score_list(records: Records, index: int, field: str) -> np.ndarray:
+    """Validate a non-empty list of finite numbers (saliency scores) -> (N,) float64."""
+    value = require_field(records, index, field)
+    if isinstance(value, list) and value:
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            array = None
+        if array is not None and array.ndim == 1 and np.isfinite(array).all():
+            return array
+    if not isinstance(value, list) or not value:
+        raise AnnotationError(f"{records.where(index, field)}: expected a non-empty list of numbers, found {value!r}")
+    for number, item in enumerate(value):
+        if not _is_number(item) or not math.isfinite(item):
+            # sklearn (QVHighlights HD) rejects NaN/inf; torch.argsort (YouTube/TVSum) would rank NaN arbitrarily.
+            raise AnnotationError(f"{records.where(index, field)}[{number}]: expected a finite number, found {item!r}")
+    raise AnnotationError(f"{records.where(index, field)}: expected a flat list of numbers")  # pragma: no cover

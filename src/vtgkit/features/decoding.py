@@ -1,0 +1,264 @@
+"""Streaming video decoding with PyAV: frames come out one at a time, a whole video never sits in memory.
+
+Two samplers, named after what they do, reproduce the two official R²-Tuning paths (spec r2-tuning.md §10.1, §14.1):
+
+* :func:`iter_fps_filter_frames` — the frame-extraction tool (``tools/extract_frames.py``): ffmpeg's ``fps`` filter
+  picks frames by timestamp, then ``scale`` (short side → size, bicubic) and ``crop`` (centre); RGB24 uint8. It runs
+  the same libavfilter chain as the ffmpeg command line, which reproduces the official frames byte for byte
+  (oracle/features/README.md: the yuv→rgb conversion must happen inside the explicit scale and the crop on RGB).
+* :func:`iter_frame_stride_frames` — the single-video inference tool (``tools/inference.py``): frame *indices*
+  ``min(round(i), n − 1)`` for ``i = 0, stride, 2·stride, … < n`` with ``stride = average fps / fps``; full-size RGB
+  frames, to be cropped/resized by :mod:`vtgkit.features.frame_transforms`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from vtgkit.errors import ConfigError, VideoError
+
+_AV_TIME_BASE = Fraction(1, 1_000_000)
+
+
+def _import_av():  # noqa: ANN202 - module object
+    try:
+        import av
+    except ImportError as error:
+        raise ConfigError("video decoding needs PyAV: pip install 'vtgkit[features]'") from error
+    return av
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about the first video stream (before decoding)."""
+
+    path: Path
+    width: int
+    height: int
+    time_base: Fraction
+    average_rate: Fraction | None
+    num_frames: int  # 0 when the container does not say
+    duration: float | None  # seconds, None when unknown
+    start_time: int  # container start time in microseconds (ffmpeg's AV_TIME_BASE), 0 when unset
+
+
+def _open(path: Path):  # noqa: ANN202 - av container
+    av = _import_av()
+    if not path.exists():
+        raise VideoError(f"{path}: no such file")
+    if path.is_dir():
+        raise VideoError(f"{path}: is a directory, expected a video file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file (0 bytes)")
+    try:
+        return av.open(str(path), mode="r")
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
+        raise VideoError(f"{path}: cannot open as a video container: {error}") from error
+
+
+def _video_stream(container, path: Path):  # noqa: ANN001, ANN202
+    if not container.streams.video:
+        kinds = sorted({stream.type for stream in container.streams}) or ["none"]
+        raise VideoError(f"{path}: no video stream (streams found: {', '.join(kinds)})")
+    stream = container.streams.video[0]
+    if not stream.codec_context.width or not stream.codec_context.height:
+        raise VideoError(f"{path}: video stream has no frame size (corrupt header?)")
+    return stream
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Read the container header of ``path``; raises ``VideoError`` for unreadable, empty or audio-only files."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        return VideoInfo(
+            path=path,
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            time_base=stream.time_base or Fraction(1, 90000),
+            average_rate=stream.average_rate,
+            num_frames=int(stream.frames or 0),
+            duration=duration,
+            start_time=int(container.start_time or 0),
+        )
+
+
+def official_scaled_size(width: int, height: int, size: int) -> tuple[int, int, int, int]:
+    """``extract_frames.py``'s geometry: short side → ``size`` (long side truncated), centre-crop offsets.
+
+    Returns:
+        (scaled_width, scaled_height, crop_x, crop_y).
+    """
+    # Same float arithmetic as the official tool (int() truncation of w * size / h).
+    if width > height:
+        scaled_w, scaled_h = int(width * size / height), size
+    else:
+        scaled_w, scaled_h = size, int(height * size / width)
+    return scaled_w, scaled_h, int((scaled_w - size) / 2), int((scaled_h - size) / 2)
+
+
+def _decode(container, stream, path: Path) -> Iterator:  # noqa: ANN001
+    """Decoded frames of ``stream``; any FFmpeg failure becomes a ``VideoError`` naming the file."""
+    av = _import_av()
+    try:
+        yield from container.decode(stream)
+    except av.FFmpegError as error:
+        raise VideoError(f"{path}: decoding failed: {error}") from error
+
+
+def format_fps(fps: float) -> str:
+    """The fps as the official tools write it: Python's ``str(float)`` (0.5 → '0.5', 1 → '1.0')."""
+    return str(float(fps))
+
+
+def iter_fps_filter_frames(path: str | Path, fps: float, size: int = 224) -> Iterator[np.ndarray]:
+    """Frames of the frame-extraction tool, one at a time: uint8 (3, size, size) RGB.
+
+    The graph is ``buffer → fps=F → scale=W:H → crop=size:size:X:Y → format=rgb24 → buffersink`` with ffmpeg's
+    defaults (``round=near``, ``eof_action=round``, bicubic swscale), fed with the decoder's frames. Timestamps
+    are shifted by the container start time, as the ffmpeg command line does without ``-copyts``.
+
+    Raises:
+        VideoError: unreadable/corrupt input, no video stream, a frame-size change mid-stream, or no frame
+            sampled (video shorter than what the fps filter needs for one output frame).
+    """
+    av = _import_av()
+    path = Path(path)
+    if not fps > 0:
+        raise ConfigError(f"fps must be positive, got {fps}")
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        codec = stream.codec_context
+        width, height = codec.width, codec.height
+        scaled_w, scaled_h, crop_x, crop_y = official_scaled_size(width, height, size)
+        time_base = stream.time_base or Fraction(1, 90000)
+        offset = round(Fraction(container.start_time or 0) * _AV_TIME_BASE / time_base)
+        graph = av.filter.Graph()
+        source = graph.add(
+            "buffer",
+            video_size=f"{width}x{height}",
+            pix_fmt=str(int(av.VideoFormat(codec.pix_fmt or "yuv420p"))),
+            time_base=str(time_base),
+            pixel_aspect=str(stream.sample_aspect_ratio or Fraction(0, 1)),
+            frame_rate=str(stream.guessed_rate or Fraction(25, 1)),
+        )
+        chain = [
+            source,
+            graph.add("fps", format_fps(fps)),
+            graph.add("scale", f"{scaled_w}:{scaled_h}"),
+            graph.add("crop", f"{size}:{size}:{crop_x}:{crop_y}"),
+            graph.add("format", "rgb24"),
+            graph.add("buffersink"),
+        ]
+        graph.link_nodes(*chain)
+        graph.configure()
+        sink = chain[-1]
+        count = 0
+        last_pts: int | None = None
+
+        def drain() -> Iterator[np.ndarray]:
+            while True:
+                try:
+                    frame = sink.pull()
+                except (av.BlockingIOError, av.EOFError):
+                    return
+                yield np.ascontiguousarray(frame.to_ndarray().transpose(2, 0, 1))  # (3, size, size)
+
+        for frame in _decode(container, stream, path):
+            if (frame.width, frame.height) != (width, height):
+                raise VideoError(
+                    f"{path}: frame size changed mid-stream from {width}x{height} to {frame.width}x{frame.height}"
+                )
+            pts = frame.pts if frame.pts is not None else (last_pts + 1 if last_pts is not None else 0)
+            frame.pts = pts - offset
+            last_pts = pts
+            try:
+                source.push(frame)
+            except av.FFmpegError as error:
+                raise VideoError(f"{path}: the frame filter graph failed: {error}") from error
+            for image in drain():
+                count += 1
+                yield image
+        source.push(None)  # end of stream: the fps filter emits its last frames (eof_action=round)
+        for image in drain():
+            count += 1
+            yield image
+    if count == 0:
+        raise VideoError(f"{path}: no frame sampled at {fps} fps (no decodable frame, or the video is shorter "
+                         "than the fps filter needs for one output frame)")
+
+
+def count_video_frames(path: str | Path) -> int:
+    """Frames of the first video stream: the container's count, else the number of video packets (as decord)."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        if stream.frames:
+            return int(stream.frames)
+        av = _import_av()
+        try:
+            return sum(1 for packet in container.demux(stream) if packet.size)
+        except av.FFmpegError as error:
+            raise VideoError(f"{path}: demuxing failed: {error}") from error
+
+
+def frame_stride_indices(num_frames: int, average_fps: float, fps: float) -> list[int]:
+    """Indices of ``tools/inference.py``: ``min(round(i), n − 1)`` for ``i`` in ``np.arange(0, n, avg_fps / fps)``.
+
+    >>> frame_stride_indices(10, 30.0, 6.0)
+    [0, 5]
+    """
+    stride = average_fps / fps
+    # Python round (half to even) on numpy's float64 arange, as the official list comprehension does.
+    return [min(round(i), num_frames - 1) for i in np.arange(0, num_frames, stride).tolist()]
+
+
+def iter_frame_stride_frames(path: str | Path, fps: float) -> Iterator[np.ndarray]:
+    """Frames of the single-video inference tool, one at a time: uint8 (H, W, 3) RGB at the stored size.
+
+    Decodes sequentially and keeps the frames whose decode index is in :func:`frame_stride_indices` (an index
+    listed twice is yielded twice). If the stream ends before an index (the container over-reported its
+    frame count), the last decoded frame stands in, as the official ``min(…, n − 1)`` clamp does.
+    """
+    path = Path(path)
+    if not fps > 0:
+        raise ConfigError(f"fps must be positive, got {fps}")
+    info = probe_video(path)
+    if not info.average_rate:
+        raise VideoError(f"{path}: the stream has no average frame rate; the frame-stride sampler needs one")
+    num_frames = count_video_frames(path)
+    if num_frames == 0:
+        raise VideoError(f"{path}: the video stream has no frames")
+    indices = frame_stride_indices(num_frames, float(info.average_rate), fps)
+    position = 0
+    last_decoded = None
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        for index, frame in enumerate(_decode(container, stream, path)):
+            last_decoded = frame
+            if position >= len(indices):
+                break
+            if indices[position] != index:
+                continue
+            image = frame.to_ndarray(format="rgb24")  # (H, W, 3)
+            while position < len(indices) and indices[position] == index:
+                position += 1
+                yield image
+        if last_decoded is None:
+            raise VideoError(f"{path}: no frame could be decoded")
+        if position < len(indices):
+            image = last_decoded.to_ndarray(format="rgb24")
+            for _ in range(position, len(indices)):
+                yield image

@@ -1,0 +1,285 @@
+"""Building blocks of the R² block (spec r2-tuning.md §3.1): attention, decoder layer, the R² block itself.
+
+Letters: B batch, T clips, L query tokens, P tokens per frame, K CLIP layers, D hidden width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vtgkit.models.r2tuning.config import R2TuningConfig
+from vtgkit.nn.drop_path import DropPath
+from vtgkit.nn.fast_linear import fast_linear
+from vtgkit.nn.positional_encoding import PositionalEncoding
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with separate q/k/v/m projections (official key names); heads are contiguous
+    channel groups; masked keys get −inf before the softmax."""
+
+    def __init__(self, dims: int, num_heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.q = nn.Linear(dims, dims)
+        self.k = nn.Linear(dims, dims)
+        self.v = nn.Linear(dims, dims)
+        self.m = nn.Linear(dims, dims)
+
+    def reset_parameters(self) -> None:
+        # spec §7.1: xavier-uniform weights, zero biases.
+        for linear in (self.q, self.k, self.v, self.m):
+            nn.init.xavier_uniform_(linear.weight)
+            nn.init.zeros_(linear.bias)
+
+    def forward(
+        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, key_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Args: query (B, Tq, D); key, value (B, Tk, D); key_mask (B, Tk) 1 valid / 0 masked. Returns (B, Tq, D)."""
+        batch, num_queries, dims = query.shape
+        head_dims = dims // self.num_heads
+
+        def split(x: torch.Tensor) -> torch.Tensor:
+            return x.view(batch, -1, self.num_heads, head_dims).transpose(1, 2)  # (B, H, T, D/H)
+
+        attn_mask = None if key_mask is None else (key_mask > 0)[:, None, None, :]
+        out = F.scaled_dot_product_attention(
+            split(self.q(query)), split(self.k(key)), split(self.v(value)), attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        return self.m(out.transpose(1, 2).reshape(batch, num_queries, dims))
+
+
+class FeedForward(nn.Module):
+    """Linear → ReLU → Linear; ``mapping.0`` / ``mapping.2`` as in the official checkpoints."""
+
+    def __init__(self, dims: int, ratio: int = 4) -> None:
+        super().__init__()
+        hidden = dims * ratio
+        self.mapping = nn.Sequential(nn.Linear(dims, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dims))
+
+    def reset_parameters(self) -> None:
+        # spec §7.1: kaiming-normal (fan_out, a = 0) weights, zero biases.
+        for index in (0, 2):
+            nn.init.kaiming_normal_(self.mapping[index].weight, a=0, mode="fan_out")
+            nn.init.zeros_(self.mapping[index].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mapping(x)
+
+
+class TemporalDecoderLayer(nn.Module):
+    """Post-norm transformer decoder layer in the order cross-attention → self-attention → FFN (spec §3.1).
+
+    The positional encoding is added to the queries (and to the self-attention keys), never to the memory.
+    """
+
+    def __init__(self, dims: int, num_heads: int, ffn_ratio: int, attention_dropout: float, drop_path: float) -> None:
+        super().__init__()
+        self.cross_att = MultiHeadAttention(dims, num_heads, attention_dropout)
+        self.cross_att_norm = nn.LayerNorm(dims)
+        self.self_att = MultiHeadAttention(dims, num_heads, attention_dropout)
+        self.self_att_norm = nn.LayerNorm(dims)
+        self.ffn = FeedForward(dims, ffn_ratio)
+        self.ffn_norm = nn.LayerNorm(dims)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor, x_mask: torch.Tensor,
+        memory_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Args: x (B, T, D) clips; memory (B, L, D) query tokens; pos (B, T, D); masks (B, T), (B, L).
+        Returns (B, T, D); rows of padded clips are computed too."""
+        out = self.cross_att(x + pos, memory, memory, memory_mask)
+        x = self.cross_att_norm(x + self.drop_path(out))
+        qk = x + pos
+        out = self.self_att(qk, qk, x, x_mask)
+        x = self.self_att_norm(x + self.drop_path(out))
+        x = self.ffn_norm(x + self.drop_path(self.ffn(x)))
+        return x
+
+
+def _token_mlp(in_dims: int, dims: int, dropout: float) -> nn.Sequential:
+    """LayerNorm → Dropout → Linear → ReLU → LayerNorm → Dropout → Linear (``video_map`` / ``query_map``)."""
+    return nn.Sequential(
+        nn.LayerNorm(in_dims), nn.Dropout(dropout), nn.Linear(in_dims, dims), nn.ReLU(inplace=True),
+        nn.LayerNorm(dims), nn.Dropout(dropout), nn.Linear(dims, dims),
+    )
+
+
+def temporal_encoding(num_clips: int, device: torch.device) -> torch.Tensor:
+    """(start, end) of each clip as a fraction of the sequence. Returns (T, 2) float32.
+
+    spec §3.1, §13: ``torch.arange(0, 1, 1/T)`` (which can return T + 1 values), first T kept; end = start + 1/T.
+    """
+    start = torch.arange(0, 1, 1 / num_clips, device=device)[:num_clips]
+    return torch.stack((start, start + 1 / num_clips), dim=1)
+
+
+@dataclass
+class R2BlockOutput:
+    video: torch.Tensor  # (B, T, D) decoder output of the last step (before the pyramid's in-place ReLU)
+    query: torch.Tensor  # (B, L, D) mapped query tokens of the last step (the shallowest layer, spec §15.4)
+    layer_video_cls: list[torch.Tensor]  # K × (B, T, D) mapped CLS token per step, processing order
+    layer_query: list[torch.Tensor]  # K × (B, L, D) mapped query tokens per step, processing order
+
+
+class R2Block(nn.Module):
+    """The R² block: refines the last K CLIP layers into clip features, deepest layer first (spec §3.1).
+
+    ``lengths`` selects the semantics for padded batches. ``None`` is the official behaviour (temporal encoding
+    and positional encoding over the padded length, padded query tokens inside the spatial max-pool; spec §15.3,
+    §15.5). A list of true lengths makes each sample independent of the padding, equal to running it alone.
+    """
+
+    def __init__(self, config: R2TuningConfig) -> None:
+        super().__init__()
+        self.config = config
+        dims = config.hidden_dims
+        self.video_map = _token_mlp(config.video_in_dims, dims, config.adapter_dropout)
+        self.query_map = _token_mlp(config.query_dims, dims, config.adapter_dropout)
+        if config.query_modulated_pooling:
+            self.v_map = nn.Linear(dims, dims)  # keys of the spatial pooling; values stay unprojected
+            self.q_map = nn.Linear(dims, dims)
+            self.scale = nn.Parameter(torch.zeros(config.num_layers))  # tanh(scale[i]) weighs the pooled term
+        if config.recurrent_gate and config.num_layers > 1:
+            self.gate = nn.Parameter(torch.zeros(config.num_layers - 1))  # sigmoid(gate[i]) mixes with the last step
+        self.tem = TemporalDecoderLayer(
+            dims, config.num_heads, config.ffn_ratio, config.attention_dropout, config.drop_path
+        )
+        self.pos_enc = PositionalEncoding(dims)
+
+    def reset_parameters(self) -> None:
+        self.tem.cross_att.reset_parameters()
+        self.tem.self_att.reset_parameters()
+        self.tem.ffn.reset_parameters()
+
+    def steps(self) -> list[int]:
+        """Indices (0 = shallowest kept layer) in processing order."""
+        k = self.config.num_layers
+        return list(range(k - 1, -1, -1)) if self.config.layer_order == "deep_to_shallow" else list(range(k))
+
+    def _gate_index(self, step: int) -> int:
+        return step if self.config.layer_order == "deep_to_shallow" else step - 1
+
+    def _tef(self, batch: int, num_clips: int, lengths: list[int] | None, device: torch.device) -> torch.Tensor:
+        """(B, T, 2) temporal encoding: over the padded T (official) or over each true length."""
+        if lengths is None:
+            return temporal_encoding(num_clips, device).expand(batch, -1, -1)
+        tef = torch.zeros(batch, num_clips, 2, device=device)
+        for index, length in enumerate(lengths):
+            if length > 0:
+                tef[index, :length] = temporal_encoding(length, device)
+        return tef
+
+    def map_video(self, tokens: torch.Tensor, tef: torch.Tensor | None) -> torch.Tensor:
+        """video_map on every visual token of one layer. Args: tokens (B, T, P, Dv) any float dtype; tef (B, T, 2).
+        Returns (B, T, P, D)."""
+        x = tokens.float()
+        if tef is not None:
+            x = torch.cat((x, tef[:, :, None, :].expand(-1, -1, x.size(2), -1)), dim=-1)  # (B, T, P, Dv + 2)
+        return self.video_map(x)
+
+    def pool_tokens(
+        self, v: torch.Tensor, q: torch.Tensor, step: int, query_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Query-modulated spatial pooling of one layer (spec §3.1 step 3).
+
+        Args:
+            v: (B, T, P, D) mapped visual tokens.
+            q: (B, L, D) mapped query tokens.
+            query_mask: (B, L) to keep padded tokens out of the max over L, or None (official: all L take part).
+        Returns:
+            (B, T, D) = v_CLS + tanh(scale) · max_L(softmax_P(q_map(q)·v_map(v)ᵀ/√D) v + q).
+        """
+        keys = self.v_map(v)  # (B, T, P, D)
+        queries = self.q_map(q)  # (B, L, D); computed once per sample, same values as the official per-clip repeat
+        att = torch.einsum("bld,btpd->btlp", queries, keys) / math.sqrt(v.size(-1))  # (B, T, L, P)
+        pooled = torch.matmul(att.softmax(dim=-1), v) + q[:, None]  # (B, T, L, D)
+        if query_mask is not None:
+            pooled = pooled.masked_fill(query_mask[:, None, :, None] == 0, float("-inf"))
+        return v[:, :, 0] + self.scale[step].tanh() * pooled.amax(dim=2)
+
+    def pool_tokens_fast(
+        self, v: torch.Tensor, q: torch.Tensor, step: int, query_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Inference form of :meth:`pool_tokens` with the key projection folded into the queries.
+
+        q_map(q)·(W v + b) = (q_map(q) W)·v + q_map(q)·b, and the last term is constant over P, so it cancels in
+        the softmax: the B·T·P×D×D key GEMM becomes a B·L×D×D one. Equal up to float rounding.
+        """
+        batch, num_clips, num_tokens, dims = v.shape
+        queries = fast_linear(q, self.q_map.weight, self.q_map.bias) @ self.v_map.weight  # (B, L, D)
+        flat = v.reshape(batch, num_clips * num_tokens, dims)
+        att = torch.bmm(queries, flat.transpose(1, 2)) / math.sqrt(dims)  # (B, L, T·P)
+        att = att.view(batch, -1, num_clips, num_tokens).transpose(1, 2).softmax(dim=-1)  # (B, T, L, P)
+        pooled = torch.matmul(att, v) + q[:, None]  # (B, T, L, D)
+        if query_mask is not None:
+            pooled = pooled.masked_fill(query_mask[:, None, :, None] == 0, float("-inf"))
+        return v[:, :, 0] + self.scale[step].tanh() * pooled.amax(dim=2)
+
+    def map_video_fast(self, tokens: torch.Tensor, tef: torch.Tensor | None) -> torch.Tensor:
+        """Inference form of :meth:`map_video`: one fp16→fp32 copy into a buffer that already holds the temporal
+        encoding, and the two GEMMs through oneDNN (ReLU fused). Dropout is identity in eval mode."""
+        batch, num_clips, num_tokens, width = tokens.shape
+        norm1, _, linear1, _, norm2, _, linear2 = self.video_map
+        x = tokens.new_empty((batch, num_clips, num_tokens, self.config.video_in_dims), dtype=torch.float32)
+        x[..., :width].copy_(tokens)
+        if tef is not None:
+            x[..., width:].copy_(tef[:, :, None, :].expand(-1, -1, num_tokens, -1))
+        x = F.layer_norm(x, norm1.normalized_shape, norm1.weight, norm1.bias, norm1.eps)
+        x = fast_linear(x, linear1.weight, linear1.bias, relu=True)
+        x = F.layer_norm(x, norm2.normalized_shape, norm2.weight, norm2.bias, norm2.eps)
+        return fast_linear(x, linear2.weight, linear2.bias)
+
+    def forward(
+        self,
+        video: torch.Tensor,
+        query: torch.Tensor,
+        video_mask: torch.Tensor,
+        query_mask: torch.Tensor,
+        lengths: list[int] | None = None,
+        fast: bool = False,
+    ) -> R2BlockOutput:
+        """Args:
+            video: (B, T, K_all, P, Dv) stored CLIP tokens (any float dtype, zero padding), K_all ≥ K, ascending depth.
+            query: (B, L, K_all, Dq).
+            video_mask, query_mask: (B, T), (B, L) 1/0.
+            lengths: true clip counts for per-sample semantics, or None for the official padded semantics.
+            fast: use the inference forms (eval, no autograd).
+        """
+        config = self.config
+        batch, num_clips = video.shape[:2]
+        first = video.size(2) - config.num_layers  # spec §3.1: keep the last K stored layers
+        tef = self._tef(batch, num_clips, lengths, video.device) if config.use_tef else None
+        if lengths is None:
+            pos = self.pos_enc(video.new_empty(batch, num_clips, 0))
+        else:
+            pos = self.pos_enc.for_lengths(lengths, num_clips, video.device)
+        pool_mask = None if lengths is None else query_mask
+        last = None
+        layer_video_cls, layer_query = [], []
+        for step in self.steps():
+            if fast:
+                v = self.map_video_fast(video[:, :, first + step], tef)  # (B, T, P, D)
+            else:
+                v = self.map_video(video[:, :, first + step], tef)
+            q = self.query_map(query[:, :, first + step].float())  # (B, L, D)
+            layer_video_cls.append(v[:, :, 0])
+            layer_query.append(q)
+            if not config.query_modulated_pooling:
+                h = v[:, :, 0]
+            elif fast:
+                h = self.pool_tokens_fast(v, q, step, pool_mask)
+            else:
+                h = self.pool_tokens(v, q, step, pool_mask)
+            if last is not None and config.recurrent_gate:
+                gate = self.gate[self._gate_index(step)].sigmoid()
+                h = gate * h + (1 - gate) * last
+            last = self.tem(h, q, pos, video_mask, query_mask)
+        return R2BlockOutput(video=last, query=q, layer_video_cls=layer_video_cls, layer_query=layer_query)
