@@ -33,3 +33,7 @@ class VideoError(VTGKitError, ValueError):
 
 class ConfigError(VTGKitError, ValueError):
     """A configuration, preset or override is unknown or invalid."""
+
+
+class QueryError(VTGKitError, ValueError):
+    """A text query cannot be used (empty, or nothing left after CLIP's text cleaning)."""

@@ -88,9 +88,7 @@ def load_flashvtg(checkpoint: Path, benchmark: Benchmark) -> FlashVTG:
         raise ConfigError(
             f"{checkpoint} was trained on {loaded.config.dataset_name!r} ({expected}); got --dataset {benchmark.name}"
         )
-    model = loaded.model
-    model.official_options = loaded.options  # feature folder names for feature_layout()
-    return model
+    return loaded.model
 
 
 class FlashVTGPredictionDataset(Dataset):

@@ -112,3 +112,15 @@ def test_missing_and_truncated_files(tmp_path):
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(CheckpointError, match="cannot read|refused"):
         load_restricted_checkpoint(path)
+
+
+def test_vtgkit_predict_refuses_a_malicious_checkpoint(tmp_path, capsys):
+    from vtgkit.cli.main import main
+
+    marker = tmp_path / "marker"
+    path = tmp_path / "model_best.ckpt"
+    torch.save({"model": {}, "opt": argparse.Namespace(dset_name="hl", hook=_CreatesMarker(marker))}, path)
+    code = main(["predict", "--model", "flashvtg", "--checkpoint", str(path), "--data-root", str(tmp_path),
+                 "--annotations", str(tmp_path / "a.jsonl"), "--output", str(tmp_path / "out.jsonl"), "--quiet"])
+    assert code == 2 and not marker.exists() and not (tmp_path / "out.jsonl").exists()
+    assert "refused to load" in capsys.readouterr().err

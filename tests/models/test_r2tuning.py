@@ -139,6 +139,35 @@ def test_batched_eval_equals_one_by_one(preset: str, fast: bool) -> None:
                 torch.testing.assert_close(rows, alone.boundaries[0], atol=1e-5, rtol=1e-5)
 
 
+def test_shared_video_is_mapped_once_with_equal_outputs() -> None:
+    """Several queries on one video (the fast path maps the video once) give each query's lone outputs."""
+    model = tiny_model().eval()
+    base = make_batch(model.config, [6, 6, 6], [5, 2, 4])
+    video = base.video[:1].expand(3, -1, -1, -1, -1).clone()
+    video[2] = base.video[2]  # one other video of the same length
+    batch = dataclasses.replace(base, video=video)
+    with torch.inference_mode():
+        together = model(batch)
+        for i in range(3):
+            m = int(batch.query_mask[i].sum())
+            alone = model(Batch(video=video[i: i + 1], query=batch.query[i: i + 1, :m],
+                                video_mask=batch.video_mask[i: i + 1], query_mask=batch.query_mask[i: i + 1, :m],
+                                fps=batch.fps[i: i + 1]))
+            torch.testing.assert_close(together.saliency[i], alone.saliency[0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(together.boundaries[i], alone.boundaries[0], atol=1e-5, rtol=1e-5)
+
+
+def test_group_identical_rows() -> None:
+    from vtgkit.models.r2tuning.blocks import group_identical_rows
+
+    x = torch.tensor([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [1.0, 2.0]])
+    representatives, inverse = group_identical_rows(x)
+    assert representatives == [0, 1] and inverse.tolist() == [0, 1, 0, 0]
+    mask = torch.tensor([[1, 1], [1, 1], [1, 0], [1, 1]])
+    representatives, inverse = group_identical_rows(x, mask)
+    assert representatives == [0, 1, 2] and inverse.tolist() == [0, 1, 2, 0]
+
+
 def test_official_padding_differs_for_short_samples() -> None:
     """Training semantics (spec §6.6): tef / positional encoding over the padded T and padded query tokens in the
     max-pool change a short sample's outputs; per-sample eval semantics do not."""

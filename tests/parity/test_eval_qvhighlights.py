@@ -100,3 +100,22 @@ def test_flashvtg_reference_postprocessing() -> None:
             _same_rows_modulo_zero_ties(rows, record["pred_relevant_windows"])
             saliency = postprocess_saliency(torch.from_numpy(raw[f"{qid}/saliency"]), plain)
             np.testing.assert_allclose(saliency, record["pred_saliency_scores"], rtol=0, atol=1.5e-4)
+
+
+def test_r2tuning_derived_long_case() -> None:
+    derived = json.loads(require_path(ORACLE_R2 / "derived_long.json", "R2 oracle derived case").read_text())
+    predictions = [
+        {
+            "qid": q["qid"],
+            "pred_relevant_windows": q["pred_relevant_windows"],
+            "pred_saliency_scores": q["pred_saliency_scores"],
+        }
+        for q in derived["queries"]
+    ]
+    result = evaluate("qvhighlights", predictions, derived["annotations"], protocol="r2tuning")
+    assert result["brief"] == derived["metrics"]["brief"]
+    assert result == derived["metrics"]["full"]
+    config = postprocess_config("r2tuning", "qvhighlights")
+    for query in derived["queries"]:
+        rows = postprocess_boundaries(torch.tensor(query["model_boundary"]), query["duration"], config)
+        _same_rows_modulo_zero_ties(rows, query["pred_relevant_windows"])

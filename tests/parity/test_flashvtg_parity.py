@@ -97,7 +97,6 @@ def test_config_read_from_checkpoint_options(reference, loaded):
 
 def test_dataset_gives_the_official_model_inputs(reference, loaded):
     inputs = np.load(reference / "model_inputs.npz")
-    loaded.model.official_options = loaded.options
     reader = FlashVTGFeatureReader(_data_root(reference, loaded.options), feature_layout(loaded.model))
     for record in _annotations(reference):
         np.testing.assert_allclose(reader.read_video(record["vid"]), inputs[f"video/{record['vid']}"],

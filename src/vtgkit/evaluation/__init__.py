@@ -105,6 +105,11 @@ def _evaluate_summarization(
                 "(every evaluated video of a predicted domain needs one)"
             )
         values, where = scores[vid]
+        if len(values) != len(table) and notes is not None:
+            notes.append(
+                f"{where}: {len(values)} scores for {len(table)} clips/segments of {vid!r} (a shorter list ranks only "
+                "the predicted clips; a longer one is cut by FlashVTG's protocol, an error in R²-Tuning's)"
+            )
         videos.append(SummarizationVideo(str(vid), domain, values, table, where))
     skipped = sorted({domain for domain, _ in labels.values()} - covered)
     if skipped and notes is not None:

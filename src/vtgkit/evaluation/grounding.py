@@ -103,11 +103,8 @@ def _highlight_query(
         raise AnnotationError(f"{ground_truth.where(gt_row, 'duration')}: {duration} s has no 2-s clip")
     clip_ids = require_field(ground_truth, gt_row, "relevant_clip_ids")
     ratings = row["saliency_scores"]
-    if (
-        not isinstance(clip_ids, list)
-        or not clip_ids
-        or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < num_clips for c in clip_ids)
-    ):
+    ids = np.asarray(clip_ids) if isinstance(clip_ids, list) and clip_ids else np.zeros((0,))
+    if ids.ndim != 1 or ids.size == 0 or ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= num_clips:
         raise AnnotationError(
             f"{ground_truth.where(gt_row, 'relevant_clip_ids')}: expected clip indices in [0, {num_clips}), found "
             f"{str(clip_ids)[:80]}"

@@ -278,15 +278,24 @@ def mean_average_precision(queries: Sequence[MomentQuery]) -> dict[str, float]:
 
 
 def select_bucket(queries: Sequence[MomentQuery], bucket: Bucket) -> list[MomentQuery]:
-    """Keep per query only its GT windows with length in (low, high]; drop queries left without any."""
+    """Keep per query only its GT windows with length in (low, high]; drop queries left without any (order kept)."""
     if bucket.unfiltered:
         return list(queries)
+    counts = np.array([len(q.ground_truth) for q in queries])
+    windows = np.concatenate([q.ground_truth for q in queries])  # (sum M, 2)
+    lengths = windows[:, 1] - windows[:, 0]
+    inside = (lengths > bucket.low) & (lengths <= bucket.high)
+    owner = np.repeat(np.arange(len(queries)), counts)
+    kept_per_query = np.bincount(owner, weights=inside, minlength=len(queries)).astype(int)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
     kept = []
-    for query in queries:
-        lengths = query.ground_truth[:, 1] - query.ground_truth[:, 0]
-        inside = (lengths > bucket.low) & (lengths <= bucket.high)
-        if inside.any():
-            kept.append(MomentQuery(query.qid, query.predictions, query.ground_truth[inside]))
+    for index in np.nonzero(kept_per_query)[0]:
+        query = queries[index]
+        if kept_per_query[index] == counts[index]:
+            kept.append(query)
+        else:
+            mask = inside[offsets[index] : offsets[index + 1]]
+            kept.append(MomentQuery(query.qid, query.predictions, query.ground_truth[mask]))
     return kept
 
 

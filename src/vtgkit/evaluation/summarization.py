@@ -3,8 +3,8 @@
 Definitions: spec metrics.md §6 (YouTube) and §7 (TVSum). Two official variants:
 
 * "r2tuning" (R²-Tuning / UMT ``evaluate``): a video without positives counts as AP 0; means are Python
-  ``sum / len``; a prediction must not be longer than the labels (the official code would crash), and for YouTube
-  must have exactly one score per segment (the official dataset asserts it).
+  ``sum / len``; a prediction must not be longer than the labels (the official code would crash; its YouTube dataset
+  even asserts equal lengths, but its ``evaluate`` ranks a shorter list).
 * "flashvtg" (FlashVTG ``compute_hl_results``): a YouTube video without positives is dropped; means are ``np.mean``;
   predictions are cut to the label length.
 
@@ -68,16 +68,17 @@ def _ranking(scores: Sequence[float]) -> torch.Tensor:
     return torch.argsort(torch.tensor(scores, dtype=torch.float64), descending=True)
 
 
-def _check_length(video: SummarizationVideo, protocol: SummarizationProtocol, exact: bool) -> list[float]:
+def _check_length(video: SummarizationVideo, protocol: SummarizationProtocol) -> list[float]:
+    """Both official evaluators rank only the predicted clips when the list is shorter than the labels; a longer list
+    is cut by FlashVTG (``pred[:len(label)]``) and makes R²-Tuning's label indexing fail."""
     num_labels = len(video.labels)
     scores = video.scores
     if protocol == "flashvtg":
-        return scores[:num_labels]  # FlashVTG: pred[:len(label)]
-    if len(scores) > num_labels or (exact and len(scores) != num_labels):
-        expected = f"exactly {num_labels}" if exact else f"at most {num_labels}"
+        return scores[:num_labels]
+    if len(scores) > num_labels:
         raise AnnotationError(
-            f"{video.where}: field 'pred_saliency_scores' has {len(scores)} values, expected {expected} "
-            f"(one per {'segment' if exact else 'clip'} of {video.vid}); R²-Tuning's code fails on this length"
+            f"{video.where}: field 'pred_saliency_scores' has {len(scores)} values, expected at most {num_labels} "
+            f"(one per clip/segment of {video.vid}); R²-Tuning's evaluation fails on a longer list"
         )
     return scores
 
@@ -86,7 +87,7 @@ def youtube_video_ap(video: SummarizationVideo, protocol: SummarizationProtocol)
     """AP over the whole ranking; None when FlashVTG would drop the video (no positive among the ranked segments)."""
     import torch
 
-    scores = _check_length(video, protocol, exact=True)
+    scores = _check_length(video, protocol)
     ranked = torch.tensor(video.labels, dtype=torch.float32)[_ranking(scores)].tolist()
     if protocol == "flashvtg" and sum(ranked) == 0:
         return None
@@ -97,7 +98,7 @@ def tvsum_user_aps(video: SummarizationVideo, protocol: SummarizationProtocol) -
     """Top-5 AP for each of the 20 users (label = score > the user's lower median over *all* clips)."""
     import torch
 
-    scores = _check_length(video, protocol, exact=False)
+    scores = _check_length(video, protocol)
     order = _ranking(scores)
     table = torch.tensor(video.labels, dtype=torch.float32)  # (N, 20)
     result = []

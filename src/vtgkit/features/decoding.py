@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vtgkit.errors import ConfigError, VideoError
+from vtgkit.features.filter_graph import build_fps_filter_graph
 
 _AV_TIME_BASE = Fraction(1, 1_000_000)
 
@@ -124,9 +125,10 @@ def format_fps(fps: float) -> str:
 def iter_fps_filter_frames(path: str | Path, fps: float, size: int = 224) -> Iterator[np.ndarray]:
     """Frames of the frame-extraction tool, one at a time: uint8 (3, size, size) RGB.
 
-    The graph is ``buffer → fps=F → scale=W:H → crop=size:size:X:Y → format=rgb24 → buffersink`` with ffmpeg's
-    defaults (``round=near``, ``eof_action=round``, bicubic swscale), fed with the decoder's frames. Timestamps
-    are shifted by the container start time, as the ffmpeg command line does without ``-copyts``.
+    The graph is ``buffer → [autorotate] → fps=F → scale=W:H → crop=size:size:X:Y → format=rgb24 → buffersink``
+    with ffmpeg's defaults (``round=near``, ``eof_action=round``, bicubic swscale), fed with the decoder's frames
+    (:mod:`vtgkit.features.filter_graph`). Timestamps are shifted by the container start time, as the ffmpeg
+    command line does without ``-copyts``.
 
     Raises:
         VideoError: unreadable/corrupt input, no video stream, a frame-size change mid-stream, or no frame
@@ -141,29 +143,10 @@ def iter_fps_filter_frames(path: str | Path, fps: float, size: int = 224) -> Ite
         stream.thread_type = "AUTO"
         codec = stream.codec_context
         width, height = codec.width, codec.height
-        scaled_w, scaled_h, crop_x, crop_y = official_scaled_size(width, height, size)
+        geometry = official_scaled_size(width, height, size)  # from the coded size, as ffprobe reports it
         time_base = stream.time_base or Fraction(1, 90000)
         offset = round(Fraction(container.start_time or 0) * _AV_TIME_BASE / time_base)
-        graph = av.filter.Graph()
-        source = graph.add(
-            "buffer",
-            video_size=f"{width}x{height}",
-            pix_fmt=str(int(av.VideoFormat(codec.pix_fmt or "yuv420p"))),
-            time_base=str(time_base),
-            pixel_aspect=str(stream.sample_aspect_ratio or Fraction(0, 1)),
-            frame_rate=str(stream.guessed_rate or Fraction(25, 1)),
-        )
-        chain = [
-            source,
-            graph.add("fps", format_fps(fps)),
-            graph.add("scale", f"{scaled_w}:{scaled_h}"),
-            graph.add("crop", f"{size}:{size}:{crop_x}:{crop_y}"),
-            graph.add("format", "rgb24"),
-            graph.add("buffersink"),
-        ]
-        graph.link_nodes(*chain)
-        graph.configure()
-        sink = chain[-1]
+        graph = source = sink = None  # the graph must stay referenced while its filters are used
         count = 0
         last_pts: int | None = None
 
@@ -184,16 +167,19 @@ def iter_fps_filter_frames(path: str | Path, fps: float, size: int = 224) -> Ite
             frame.pts = pts - offset
             last_pts = pts
             try:
+                if source is None:  # built from the first frame: its display matrix decides autorotation
+                    graph, source, sink = build_fps_filter_graph(av, stream, frame, format_fps(fps), geometry, size)
                 source.push(frame)
             except av.FFmpegError as error:
                 raise VideoError(f"{path}: the frame filter graph failed: {error}") from error
             for image in drain():
                 count += 1
                 yield image
-        source.push(None)  # end of stream: the fps filter emits its last frames (eof_action=round)
-        for image in drain():
-            count += 1
-            yield image
+        if source is not None:
+            source.push(None)  # end of stream: the fps filter emits its last frames (eof_action=round)
+            for image in drain():
+                count += 1
+                yield image
     if count == 0:
         raise VideoError(f"{path}: no frame sampled at {fps} fps (no decodable frame, or the video is shorter "
                          "than the fps filter needs for one output frame)")

@@ -161,7 +161,7 @@ class Trainer:
                    disable=not self.progress_bar, dynamic_ncols=True)
         while progress.step_in_epoch < len(plan):
             batches = [next(micro_batches) for _ in plan.steps[progress.step_in_epoch]]
-            values = self._train_step(batches)
+            values = self.train_step(batches)
             progress.step_in_epoch += 1
             progress.global_step += 1
             bar.update(1)
@@ -184,7 +184,7 @@ class Trainer:
         return stop
 
     # ------------------------------------------------------------------ step
-    def _train_step(self, batches: list[Batch]) -> dict[str, float]:
+    def train_step(self, batches: list[Batch]) -> dict[str, float]:
         """Forward/backward every micro-batch, then one guarded optimiser step. Returns the logged values."""
         self.model.train()
         rate = self.schedule.apply(self.optimizer, self.progress.global_step, self.progress.epoch)

@@ -108,31 +108,32 @@ _MEAN_R1 = "MR-full-R1@0.5+MR-full-R1@0.7"  # the scripts' (R1@0.5 + R1@0.7) / 2
 def _flashvtg_recipes() -> dict[str, TrainConfig]:
     recipes: dict[str, TrainConfig] = {}
 
-    def add(name: str, dataset: str, **values: Any) -> None:
+    def add(name: str, dataset: str, preset: str, **values: Any) -> None:
         recipes[f"flashvtg-{name}"] = dataclasses.replace(
-            _FLASH_COMMON, recipe=f"flashvtg-{name}", model_preset=name, dataset=dataset, **values
+            _FLASH_COMMON, recipe=f"flashvtg-{name}", model_preset=preset, dataset=dataset, **values
         )
 
     # MR scripts call scheduler.step(loss), so the loss value acts as the epoch (spec flashvtg.md §7).
     mr = {"flashvtg_loss_as_epoch": True, "weight_decay": 1e-4}
-    add("qvhighlights", "qvhighlights", batch_size=64, micro_batch_size=8, lr=5e-4, epochs=150, lr_drop=400,
-        eval_every_epochs=1, best_metric="MR-full-mAP", **mr)
-    add("qvhighlights_internvideo2", "qvhighlights", batch_size=64, micro_batch_size=8, lr=5e-4, epochs=150,
-        lr_drop=400, eval_every_epochs=5, best_metric=_MEAN_R1, **mr)
-    add("charades", "charades_sta", batch_size=128, micro_batch_size=16, lr=2.5e-4, epochs=50, lr_drop=50,
+    add("qvhighlights", "qvhighlights", "qvhighlights", batch_size=64, micro_batch_size=8, lr=5e-4,
+        epochs=150, lr_drop=400, eval_every_epochs=1, best_metric="MR-full-mAP", **mr)
+    add("qvhighlights_internvideo2", "qvhighlights", "qvhighlights_internvideo2", batch_size=64,
+        micro_batch_size=8, lr=5e-4, epochs=150, lr_drop=400, eval_every_epochs=5, best_metric=_MEAN_R1, **mr)
+    add("charades", "charades_sta", "charades_sta", batch_size=128, micro_batch_size=16, lr=2.5e-4, epochs=50,
+        lr_drop=50, eval_every_epochs=1, best_metric=_MEAN_R1, **mr)
+    add("charades_vgg", "charades_sta", "charades_sta_vgg", batch_size=16, lr=1e-4, epochs=1, lr_drop=30,
         eval_every_epochs=1, best_metric=_MEAN_R1, **mr)
-    add("charades_vgg", "charades_sta", batch_size=16, lr=1e-4, epochs=1, lr_drop=30, eval_every_epochs=1,
-        best_metric=_MEAN_R1, **mr)
-    add("charades_internvideo2", "charades_sta", batch_size=32, micro_batch_size=16, lr=1.5e-4, epochs=50, lr_drop=50,
-        eval_every_epochs=1, best_metric=_MEAN_R1, **mr)
-    add("tacos", "tacos", batch_size=32, micro_batch_size=16, lr=2e-4, epochs=150, lr_drop=70, eval_every_epochs=3,
-        best_metric="MR-full-R1@0.3", **mr)
+    add("charades_internvideo2", "charades_sta", "charades_sta_internvideo2", batch_size=32, micro_batch_size=16,
+        lr=1.5e-4, epochs=50, lr_drop=50, eval_every_epochs=1, best_metric=_MEAN_R1, **mr)
+    add("tacos", "tacos", "tacos", batch_size=32, micro_batch_size=16, lr=2e-4, epochs=150, lr_drop=70,
+        eval_every_epochs=3, best_metric="MR-full-R1@0.3", **mr)
     for domain in TVSUM_DOMAINS:
-        add(f"tvsum_{domain}", "tvsum", domain=domain, batch_size=4, lr=1e-3, epochs=600, lr_drop=3000,
+        add(f"tvsum_{domain}", "tvsum", "tvsum", domain=domain, batch_size=4, lr=1e-3, epochs=600, lr_drop=3000,
             weight_decay=0.05, eval_every_epochs=1, best_metric="mAP")
     for domain in FLASHVTG_YOUTUBE_DOMAINS:
-        add(f"youtube_{domain}", "youtube_highlights", domain=domain, batch_size=4, lr=2e-4, epochs=5, lr_drop=2000,
-            weight_decay=1e-4, eval_every_epochs=2, best_metric="mAP", drop_last=True, early_stop_evals=None)
+        add(f"youtube_{domain}", "youtube_highlights", "youtube_highlights", domain=domain, batch_size=4, lr=2e-4,
+            epochs=5, lr_drop=2000, weight_decay=1e-4, eval_every_epochs=2, best_metric="mAP", drop_last=True,
+            early_stop_evals=None)
     return recipes
 
 

@@ -18,7 +18,6 @@ from torch.utils.data import ConcatDataset
 
 from vtgkit.data import GroundingDataset, collate_grounding, filter_min_duration
 from vtgkit.data.benchmarks import Benchmark
-from vtgkit.errors import ConfigError
 from vtgkit.evaluation.postprocess import PostprocessConfig
 from vtgkit.train import distributed
 from vtgkit.train.checkpointing import load_checkpoint
@@ -44,13 +43,10 @@ class TrainingData:
 
 
 def build_model(config: TrainConfig) -> torch.nn.Module:
-    """The model of ``config.model`` from its preset plus ``config.model_overrides``."""
-    if config.model == "r2tuning":
-        from vtgkit.models.r2tuning import R2Tuning
-        from vtgkit.models.r2tuning.config import get_preset
+    """The model of ``config.model`` from its preset plus ``config.model_overrides`` (``vtgkit.models``)."""
+    from vtgkit.models import create_model
 
-        return R2Tuning(get_preset(config.model_preset or "qvhighlights", **config.model_overrides))
-    raise ConfigError(f"model {config.model!r} cannot be trained by this runner yet (known: 'r2tuning')")
+    return create_model(config.model, config.model_preset, **config.model_overrides)
 
 
 def _train_dataset(config: TrainConfig, data: TrainingData) -> Any:

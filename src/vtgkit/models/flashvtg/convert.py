@@ -110,6 +110,8 @@ def load_official_checkpoint(
             raise CheckpointError(str(error)) from None
     model = FlashVTG(config)
     model.load_state_dict(convert_state_dict(state_dict, model, str(path)), strict=True)
+    # Kept on the model so that predictors find the feature folder names the checkpoint was trained with.
+    model.official_options = options
     return OfficialCheckpoint(model.eval(), config, options)
 
 

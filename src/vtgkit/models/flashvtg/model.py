@@ -155,7 +155,7 @@ class FlashVTG(nn.Module):
         encoded, attention = self._transformer(video, video_pos, video_mask, dummies, text, text_mask)
         saliency = self.saliency_head(encoded)  # (B, T)
         # spec §3.7: level 0 is ReLU(E) in place; a copy keeps E intact for the saliency head's backward pass.
-        levels, level_masks = self.pyramid(encoded.clone(), video_mask if self.training else None)
+        levels, level_masks = self.pyramid(encoded.clone(), video_mask)
         video_emb = levels[0]  # ReLU(E): also the video side of SampledNCE
         points = self.generator([level.shape[1] for level in levels])  # (N, 4)
         logits, distances = self.score_candidates(levels)
@@ -176,39 +176,26 @@ class FlashVTG(nn.Module):
             if self.config.use_negatives:
                 extras.update(self._negative_pairs(batch, video, video_pos, video_mask, dummies, text, text_mask))
             return GroundingOutput(saliency=saliency, extras=extras)
-        boundaries, boundary_mask = self._top_moments(batch, points, logits, distances, level_masks, levels)
+        boundaries, boundary_mask = self._top_moments(points, logits, distances, level_masks)
         return GroundingOutput(saliency=saliency, boundaries=boundaries, boundary_mask=boundary_mask, extras=extras)
 
     def _top_moments(
-        self, batch: Batch, points: torch.Tensor, logits: torch.Tensor, distances: torch.Tensor, level_masks: object,
-        levels: list[torch.Tensor],
+        self, points: torch.Tensor, logits: torch.Tensor, distances: torch.Tensor, level_masks: list[torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Sort candidates by confidence and keep ``max_num_moment`` per item (spec §3.12).
 
-        With unequal lengths in a batch, candidates of padded positions are ranked last and flagged in the mask.
+        The official code only runs batch size 1. In a batch of unequal lengths, candidates whose clips are all
+        padding are ranked last and flagged False in the returned mask (B, K).
         """
         scores = logits[..., 0].sigmoid()  # (B, N)
         windows = self.decode(points, distances)  # (B, N, 2)
         boundaries = torch.cat((windows, scores.unsqueeze(-1)), dim=-1)  # (B, N, 3)
-        video_mask = batch.video_mask.bool()
-        ragged = not bool(video_mask.all())
-        if ragged:
-            _, masks = self.pyramid_masks(video_mask, [level.shape[1] for level in levels])
-            valid = torch.cat(masks, dim=1)  # (B, N)
-            order = scores.masked_fill(~valid, -1.0).sort(dim=1, descending=True).indices
-        else:
-            order = scores.sort(dim=1, descending=True).indices
-        order = order[:, : self.config.max_num_moment]
+        valid = torch.cat(level_masks, dim=1) > 0  # (B, N): a candidate is valid if any clip it covers is
+        ragged = not bool(valid.all())
+        ranking = scores.masked_fill(~valid, -1.0) if ragged else scores
+        order = ranking.sort(dim=1, descending=True).indices[:, : self.config.max_num_moment]
         top = boundaries.gather(1, order[..., None].expand(-1, -1, 3))
         return top, (valid.gather(1, order) if ragged else None)
-
-    def pyramid_masks(self, video_mask: torch.Tensor, lengths: list[int]) -> tuple[list[int], list[torch.Tensor]]:
-        """Per-level candidate validity (B, n_l) bool: a candidate is valid if any clip it covers is (spec §3.7)."""
-        masks = []
-        for stride, length in zip(self.config.strides, lengths, strict=False):
-            clipped = video_mask[:, : length * stride].float()
-            masks.append(clipped.view(video_mask.shape[0], length, stride).amax(-1) > 0)
-        return lengths, masks
 
     def _negative_pairs(
         self, batch: Batch, video: torch.Tensor, video_pos: torch.Tensor, video_mask: torch.Tensor,

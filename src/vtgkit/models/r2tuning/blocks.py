@@ -121,6 +121,41 @@ def temporal_encoding(num_clips: int, device: torch.device) -> torch.Tensor:
     return torch.stack((start, start + 1 / num_clips), dim=1)
 
 
+def group_identical_rows(x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[list[int], torch.Tensor]:
+    """Find batch rows holding identical data (e.g. one video asked several queries).
+
+    Rows are first compared on a strided sample of their elements, then confirmed with a full ``torch.equal``.
+
+    Args:
+        x: (B, ...).
+        mask: optional (B, ...) that must be equal too (e.g. the clip mask).
+
+    Returns:
+        representatives: index of the first row of each group, in order of appearance.
+        inverse: (B,) long, the group of each row.
+    """
+    batch = x.size(0)
+    inverse = torch.zeros(batch, dtype=torch.long)
+    if batch == 1:
+        return [0], inverse
+    if x.stride(0) == 0 and (mask is None or mask.stride(0) == 0):  # expanded from one row
+        return [0], inverse
+    numel = x[0].numel()
+    sample_index = torch.linspace(0, numel - 1, steps=min(numel, 4096), device=x.device).long()
+    samples = x.reshape(batch, -1).index_select(1, sample_index)
+    representatives: list[int] = []
+    for row in range(batch):
+        for group, first in enumerate(representatives):
+            same_mask = mask is None or torch.equal(mask[row], mask[first])
+            if same_mask and torch.equal(samples[row], samples[first]) and torch.equal(x[row], x[first]):
+                inverse[row] = group
+                break
+        else:
+            inverse[row] = len(representatives)
+            representatives.append(row)
+    return representatives, inverse
+
+
 @dataclass
 class R2BlockOutput:
     video: torch.Tensor  # (B, T, D) decoder output of the last step (before the pyramid's in-place ReLU)
@@ -206,22 +241,37 @@ class R2Block(nn.Module):
         return v[:, :, 0] + self.scale[step].tanh() * pooled.amax(dim=2)
 
     def pool_tokens_fast(
-        self, v: torch.Tensor, q: torch.Tensor, step: int, query_mask: torch.Tensor | None
+        self, v: torch.Tensor, inverse: torch.Tensor, q: torch.Tensor, step: int, query_mask: torch.Tensor | None
     ) -> torch.Tensor:
-        """Inference form of :meth:`pool_tokens` with the key projection folded into the queries.
+        """Inference form of :meth:`pool_tokens` for samples that may share a video.
 
-        q_map(q)·(W v + b) = (q_map(q) W)·v + q_map(q)·b, and the last term is constant over P, so it cancels in
-        the softmax: the B·T·P×D×D key GEMM becomes a B·L×D×D one. Equal up to float rounding.
+        The key projection is folded into the queries: q_map(q)·(W v + b) = (q_map(q) W)·v + q_map(q)·b, and the last
+        term is constant over P, so it cancels in the softmax: the U·T·P×D×D key GEMM becomes a B·L×D×D one. All
+        queries on one video are scored in one GEMM against its tokens. Equal to the reference up to float rounding.
+
+        Args:
+            v: (U, T, P, D) mapped tokens of the distinct videos.
+            inverse: (B,) video of each sample.
+            q: (B, L, D); query_mask: (B, L) or None.
+        Returns:
+            (B, T, D).
         """
-        batch, num_clips, num_tokens, dims = v.shape
+        _, num_clips, num_tokens, dims = v.shape
+        batch, num_queries = q.shape[:2]
         queries = fast_linear(q, self.q_map.weight, self.q_map.bias) @ self.v_map.weight  # (B, L, D)
-        flat = v.reshape(batch, num_clips * num_tokens, dims)
-        att = torch.bmm(queries, flat.transpose(1, 2)) / math.sqrt(dims)  # (B, L, T·P)
-        att = att.view(batch, -1, num_clips, num_tokens).transpose(1, 2).softmax(dim=-1)  # (B, T, L, P)
-        pooled = torch.matmul(att, v) + q[:, None]  # (B, T, L, D)
-        if query_mask is not None:
-            pooled = pooled.masked_fill(query_mask[:, None, :, None] == 0, float("-inf"))
-        return v[:, :, 0] + self.scale[step].tanh() * pooled.amax(dim=2)
+        weight = self.scale[step].tanh()
+        out = q.new_empty(batch, num_clips, dims)
+        for video_index in range(v.size(0)):
+            members = (inverse == video_index).nonzero()[:, 0]
+            tokens = v[video_index]  # (T, P, D)
+            scores = queries[members].reshape(-1, dims) @ tokens.reshape(-1, dims).t() / math.sqrt(dims)  # (n·L, T·P)
+            att = scores.view(-1, num_clips, num_tokens).transpose(0, 1).softmax(dim=-1)  # (T, n·L, P)
+            pooled = torch.bmm(att, tokens).view(num_clips, len(members), num_queries, dims).transpose(0, 1)
+            pooled = pooled + q[members][:, None]  # (n, T, L, D)
+            if query_mask is not None:
+                pooled = pooled.masked_fill(query_mask[members][:, None, :, None] == 0, float("-inf"))
+            out[members] = tokens[None, :, 0] + weight * pooled.amax(dim=2)
+        return out
 
     def map_video_fast(self, tokens: torch.Tensor, tef: torch.Tensor | None) -> torch.Tensor:
         """Inference form of :meth:`map_video`: one fp16→fp32 copy into a buffer that already holds the temporal
@@ -264,18 +314,26 @@ class R2Block(nn.Module):
         pool_mask = None if lengths is None else query_mask
         last = None
         layer_video_cls, layer_query = [], []
+        if fast:
+            # The visual side of every step does not depend on the query: map each distinct video once.
+            representatives, inverse = group_identical_rows(video, video_mask)
+            inverse = inverse.to(video.device)
+            unique_video = video[representatives]
+            unique_tef = None if tef is None else tef[representatives]
         for step in self.steps():
             if fast:
-                v = self.map_video_fast(video[:, :, first + step], tef)  # (B, T, P, D)
+                v = self.map_video_fast(unique_video[:, :, first + step], unique_tef)  # (U, T, P, D)
+                cls = v[:, :, 0][inverse]  # (B, T, D)
             else:
-                v = self.map_video(video[:, :, first + step], tef)
+                v = self.map_video(video[:, :, first + step], tef)  # (B, T, P, D)
+                cls = v[:, :, 0]
             q = self.query_map(query[:, :, first + step].float())  # (B, L, D)
-            layer_video_cls.append(v[:, :, 0])
+            layer_video_cls.append(cls)
             layer_query.append(q)
             if not config.query_modulated_pooling:
-                h = v[:, :, 0]
+                h = cls
             elif fast:
-                h = self.pool_tokens_fast(v, q, step, pool_mask)
+                h = self.pool_tokens_fast(v, inverse, q, step, pool_mask)
             else:
                 h = self.pool_tokens(v, q, step, pool_mask)
             if last is not None and config.recurrent_gate:

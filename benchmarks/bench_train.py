@@ -1,0 +1,140 @@
+"""Training throughput and peak memory of both models at the official shapes, through vtgkit's training step.
+
+Each configuration runs in its own process (so peak RSS is its own): random features in the official layout,
+``Trainer.train_step`` (forward, losses, backward, non-finite guard, clipping, AdamW), warm-up steps, then the
+median of the timed steps. Reference (notes/cpu-performance.md §6.1): the official R²-Tuning step at B=8, T=75,
+L=20 takes ~5.2 s (1.55 samples/s, 3.6 GiB peak RSS) with glibc malloc, fp32.
+
+    python benchmarks/bench_train.py                       # both models, fp32 and bf16, B=8
+    python benchmarks/bench_train.py --model r2tuning --precision bf16 --batch-size 8 --steps 5
+    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 python benchmarks/bench_train.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def r2tuning_batch(batch_size: int, clips: int, tokens: int):  # noqa: ANN201 - vtgkit.structures.Batch
+    import torch
+
+    from vtgkit.structures import Batch
+
+    generator = torch.Generator().manual_seed(0)
+    video = torch.randn(batch_size, clips, 4, 50, 768, generator=generator).half()  # stored fp16 cache layout
+    query = torch.randn(batch_size, tokens, 4, 512, generator=generator).half()
+    saliency = torch.zeros(batch_size, clips)
+    boundaries = torch.full((batch_size, 1, 2), float("inf"))
+    for index in range(batch_size):
+        start = int(torch.randint(0, clips - 10, (1,), generator=generator))
+        boundaries[index, 0] = torch.tensor([2.0 * start, 2.0 * (start + 10)])
+        saliency[index, start : start + 10] = 1.0
+    return Batch(video=video, query=query, video_mask=torch.ones(batch_size, clips, dtype=torch.long),
+                 query_mask=torch.ones(batch_size, tokens, dtype=torch.long), fps=torch.full((batch_size,), 0.5),
+                 boundaries=boundaries, saliency=saliency, pos_clip=saliency.argmax(dim=1, keepdim=True))
+
+
+def flashvtg_batch(batch_size: int, clips: int, tokens: int, video_dim: int, query_dim: int):  # noqa: ANN201
+    import torch
+
+    from vtgkit.structures import Batch
+
+    generator = torch.Generator().manual_seed(0)
+    saliency = torch.zeros(batch_size, clips)
+    boundaries = torch.full((batch_size, 1, 2), float("inf"))
+    positives, negatives = [], []
+    for index in range(batch_size):
+        start = int(torch.randint(0, clips - 10, (1,), generator=generator))
+        boundaries[index, 0] = torch.tensor([2.0 * start, 2.0 * (start + 10)])
+        saliency[index, start : start + 10] = torch.arange(1, 11).float()
+        positives.append([start + 9, start + 5])
+        negatives.append([(start + 12) % clips, (start + 15) % clips])
+    return Batch(
+        video=torch.randn(batch_size, clips, video_dim, generator=generator),
+        query=torch.randn(batch_size, tokens, query_dim, generator=generator),
+        video_mask=torch.ones(batch_size, clips), query_mask=torch.ones(batch_size, tokens),
+        fps=torch.full((batch_size,), 0.5), boundaries=boundaries, saliency=saliency,
+        extras={"vids": [f"v{i}_0.0_150.0" for i in range(batch_size)],
+                "saliency_pos_labels": torch.tensor(positives), "saliency_neg_labels": torch.tensor(negatives)},
+    )
+
+
+def measure(args: argparse.Namespace) -> dict[str, float | str | int]:
+    """One configuration in this process: returns timings and peak RSS."""
+    import torch
+
+    from vtgkit.models import create_config, create_model
+    from vtgkit.train.config import TrainConfig
+    from vtgkit.train.loop import Trainer
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = create_model(args.model, "qvhighlights")
+    if args.model == "r2tuning":
+        batch = r2tuning_batch(args.batch_size, args.clips, args.tokens)
+        grad_clip, lr = 35.0, 5e-4
+    else:
+        config = create_config("flashvtg", "qvhighlights")
+        batch = flashvtg_batch(args.batch_size, args.clips, args.tokens, config.video_dim, config.query_dim)
+        grad_clip, lr = 0.1, 5e-4
+    train_config = TrainConfig(recipe="bench", model=args.model, batch_size=args.batch_size, lr=lr,
+                               grad_clip=grad_clip, warmup_iters=0, precision=args.precision)
+    with tempfile.TemporaryDirectory() as output:
+        trainer = Trainer(model, train_config, [None], lambda items: batch, output, progress_bar=False)
+        times, losses = [], []
+        for step in range(args.warmup + args.steps):
+            started = time.perf_counter()
+            values = trainer.train_step([batch])
+            if step >= args.warmup:
+                times.append(time.perf_counter() - started)
+                losses.append(values["total"])
+    median = statistics.median(times)
+    return {
+        "model": args.model, "precision": args.precision, "batch_size": args.batch_size, "threads": args.threads,
+        "s_per_step": round(median, 3), "spread": round((max(times) - min(times)) / median, 3),
+        "samples_per_s": round(args.batch_size / median, 3),
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "first_loss": round(losses[0], 5), "skipped": trainer.progress.skipped_steps,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=["r2tuning", "flashvtg", "all"], default="all")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "all"], default="all")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--clips", type=int, default=75)
+    parser.add_argument("--tokens", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.single:
+        print(json.dumps(measure(args)))
+        return
+    models = ["r2tuning", "flashvtg"] if args.model == "all" else [args.model]
+    precisions = ["fp32", "bf16"] if args.precision == "all" else [args.precision]
+    print(f"load before: {os.getloadavg()}  allocator: {os.environ.get('LD_PRELOAD', 'glibc malloc')}")
+    for model in models:
+        for precision in precisions:
+            command = [sys.executable, __file__, "--single", "--model", model, "--precision", precision,
+                       "--batch-size", str(args.batch_size), "--clips", str(args.clips), "--tokens", str(args.tokens),
+                       "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+            completed = subprocess.run(command, capture_output=True, text=True)
+            if completed.returncode:
+                print(f"{model} {precision}: failed\n{completed.stderr[-2000:]}")
+                continue
+            print(completed.stdout.strip().splitlines()[-1], f"load {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,491 @@
+"""Grounding on your own videos: ``Grounder.from_pretrained(...)`` then ``ground`` / ``highlights`` / ``summarize``.
+
+>>> from vtgkit import Grounder                                       # doctest: +SKIP
+>>> grounder = Grounder.from_pretrained("r2tuning-qvhighlights")      # doctest: +SKIP
+>>> grounder.ground("match.mp4", "a goal is scored", top_k=3)         # doctest: +SKIP
+[Moment(start=84.0, end=96.0, score=0.81), ...]
+
+What happens (docs/grounding.md has the long version):
+
+1. The video is decoded as a stream and sampled at the checkpoint's clip rate (0.5 fps for QVHighlights); each frame
+   goes through the frozen CLIP and its last K layers' tokens are kept as float16, one row per clip. By default the
+   frames follow the official feature-extraction tool (ffmpeg fps filter, resize-then-crop, CLIP's normalisation,
+   spec r2-tuning.md §10), i.e. exactly what the released checkpoints were trained on; ``pipeline="inference-tool"``
+   follows ``tools/inference.py`` instead (frame-index stride, crop-then-resize, rounded constants, all 77 query
+   positions, spec §14).
+2. Features are cached per video (:mod:`vtgkit.video_feature_cache`): a second query on the same file runs only the
+   text tower and the small R² model.
+3. Videos longer than the model's training videos are cut into overlapping windows of that length and merged
+   (:mod:`vtgkit.windowing`): saliency is averaged where windows overlap, moments are pooled and de-duplicated.
+4. Each window's moments get the benchmark's official post-processing (clamp, unit rounding, NMS,
+   :mod:`vtgkit.evaluation.postprocess`).
+
+Only R²-Tuning runs on raw videos. FlashVTG needs SlowFast features, which vtgkit cannot extract yet: its checkpoints
+raise a clear error (use ``vtgkit predict`` on extracted features).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import unicodedata
+import warnings
+from collections import OrderedDict
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from vtgkit.errors import CheckpointError, ConfigError, QueryError, VideoError
+from vtgkit.evaluation.postprocess import PostprocessConfig, postprocess_boundaries
+from vtgkit.structures import Batch, Moment
+from vtgkit.summary import DEFAULT_BUDGET_FRACTION, select_summary
+from vtgkit.video_feature_cache import DEFAULT_MEMORY_BYTES, FeatureCache, VideoFeatures, video_cache_key
+from vtgkit.windowing import merge_moments, merge_saliency, plan_windows
+
+Pipeline = Literal["extraction", "inference-tool"]
+PIPELINES: tuple[str, ...] = ("extraction", "inference-tool")
+DEFAULT_CHECKPOINT = "r2tuning-qvhighlights"
+# R²-Tuning highlights are query-conditioned; summarize() without a query asks for this (override it per call).
+DEFAULT_SUMMARY_QUERY = "the most important and interesting moments of the video"
+DUPLICATE_IOU = 0.7  # moments found by two overlapping windows with IoU >= this are one moment
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """How a benchmark's checkpoints see a video: clip rate, training-video length and moment post-processing."""
+
+    benchmark: str
+    fps: float  # clips per second
+    window_seconds: float  # length of the videos the model was trained on: the window for long videos
+    postprocess: PostprocessConfig | None  # None for highlight-only models
+
+    @property
+    def clip_len(self) -> float:
+        return 1.0 / self.fps
+
+
+# Official clip rate, unit and NMS (spec r2-tuning.md §1.2, §5); window = typical training-video length of the
+# benchmark (QVHighlights videos are cut to 150 s; Charades-STA ~30 s; TACoS ~5 min; Ego4D-NLQ clips 8 min;
+# TVSum ~4 min). YouTube Highlights features have a per-video rate (one frame per labelled segment, §10.1), which a
+# raw video does not have: vtgkit samples those at 0.5 fps.
+CLIP_SETTINGS: dict[str, ClipSettings] = {
+    "qvhighlights": ClipSettings("qvhighlights", 0.5, 150.0, PostprocessConfig("r2tuning", 2.0, None, "normal", 0.7)),
+    "charades_sta": ClipSettings("charades_sta", 1.0, 30.0, PostprocessConfig("r2tuning", 0.1, None, "linear")),
+    "tacos": ClipSettings("tacos", 0.5, 300.0, PostprocessConfig("r2tuning", None, None, "linear")),
+    "ego4d_nlq": ClipSettings("ego4d_nlq", 0.5, 480.0, PostprocessConfig("r2tuning", None, None, "linear")),
+    "youtube_highlights": ClipSettings("youtube_highlights", 0.5, 150.0, None),
+    "tvsum": ClipSettings("tvsum", 0.5, 240.0, None),
+}
+_PRESET_BENCHMARK = {"qvhighlights": "qvhighlights", "charades": "charades_sta", "tacos": "tacos",
+                     "ego4d": "ego4d_nlq", "youtube": "youtube_highlights", "tvsum": "tvsum"}
+
+
+def benchmark_of_preset(preset: str) -> str:
+    """Benchmark whose settings a model preset uses (``youtube_dog`` → ``youtube_highlights``)."""
+    benchmark = _PRESET_BENCHMARK.get(preset) or _PRESET_BENCHMARK.get(preset.split("_")[0])
+    if benchmark is None:
+        raise ConfigError(f"no clip settings for preset {preset!r}; pass benchmark= one of {sorted(CLIP_SETTINGS)}")
+    return benchmark
+
+
+class QueryTruncatedWarning(UserWarning):
+    """The query is longer than CLIP's 77-token context and was cut, as the official tool does."""
+
+
+class QueryScriptWarning(UserWarning):
+    """The query has letters but none in Latin script; CLIP's tokenizer and training text are English."""
+
+
+@dataclass(frozen=True)
+class Highlights:
+    """Per-clip saliency of one (video, query) on the video's timeline."""
+
+    saliency: np.ndarray  # (T,) float64; clip i covers [i * clip_len, min((i + 1) * clip_len, duration))
+    clip_len: float
+    duration: float
+
+    def clips(self) -> list[Moment]:
+        """Every clip as a Moment (time order) scored by its saliency."""
+        return [Moment(i * self.clip_len, min((i + 1) * self.clip_len, self.duration), float(score))
+                for i, score in enumerate(self.saliency) if i * self.clip_len < self.duration]
+
+    def top(self, k: int | None = None) -> list[Moment]:
+        """The ``k`` highest-saliency clips, best first (ties: earlier clip first)."""
+        return sorted(self.clips(), key=lambda moment: -moment.score)[:k]
+
+
+@dataclass(frozen=True)
+class GroundingResult:
+    """Everything one model pass gives: merged moments (best first) and per-clip saliency."""
+
+    moments: list[Moment]
+    highlights: Highlights
+
+
+class Grounder:
+    """A frozen CLIP + an R²-Tuning model, with a per-video feature cache. Build it with :meth:`from_pretrained`.
+
+    Args:
+        model: an eval-mode ``R2Tuning``.
+        clip: the CLIP whose layers the model reads (``vtgkit.features.clip_model.CLIP``).
+        settings: clip rate, window and post-processing (:data:`CLIP_SETTINGS`).
+        device: where CLIP and the model run; cached features stay on the CPU in float16.
+        precision: ``"fp32"`` (exact) or ``"bf16"`` (CPU autocast, ~3× faster CLIP, ~1 % feature error).
+        pipeline: ``"extraction"`` or ``"inference-tool"`` (module docstring).
+        window_seconds: override the window length (the training-video length of the benchmark).
+        overlap_seconds: overlap of consecutive windows; default a third of the window.
+        memory_cache_bytes: in-memory feature LRU budget; ``feature_cache_dir``: optional on-disk level.
+        batch_frames: frames per CLIP forward.
+    """
+
+    def __init__(self, model: torch.nn.Module, clip: Any, settings: ClipSettings, *, device: str = "cpu",
+                 precision: str = "fp32", pipeline: Pipeline = "extraction", window_seconds: float | None = None,
+                 overlap_seconds: float | None = None, memory_cache_bytes: int = DEFAULT_MEMORY_BYTES,
+                 feature_cache_dir: str | os.PathLike[str] | None = None, batch_frames: int = 16,
+                 checkpoint: str = "", clip_source: str = "") -> None:
+        from vtgkit.features.encoding import ClipEncoder
+        from vtgkit.features.tokenizer import default_tokenizer
+
+        if pipeline not in PIPELINES:
+            raise ConfigError(f"unknown pipeline {pipeline!r}; choose one of {PIPELINES}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.config = model.config
+        _check_clip_fits(clip, self.config)
+        self.clip = clip.to(self.device)
+        self.encoder = ClipEncoder(self.clip, "r2tuning", num_layers=self.config.num_layers, precision=precision)
+        self.tokenizer = default_tokenizer()
+        self.settings = settings
+        self.precision = precision
+        self.pipeline = pipeline
+        self.checkpoint = checkpoint
+        window = settings.window_seconds if window_seconds is None else window_seconds
+        self.window_clips = min(max(1, round(window / settings.clip_len)), self.config.buffer_size)
+        self.overlap_clips = None if overlap_seconds is None else round(overlap_seconds / settings.clip_len)
+        if self.overlap_clips is not None and not 0 <= self.overlap_clips < self.window_clips:
+            raise ConfigError(f"overlap {overlap_seconds} s must be >= 0 and shorter than the window "
+                              f"({self.window_clips * settings.clip_len:g} s)")
+        self.batch_frames = batch_frames
+        self.cache = FeatureCache(memory_cache_bytes, feature_cache_dir)
+        self._queries: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self.extractor_settings = {
+            "clip": clip_source, "layers": self.config.num_layers, "fps": settings.fps, "pipeline": pipeline,
+            "size": clip.config.image_resolution, "precision": precision,
+        }
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike[str] = DEFAULT_CHECKPOINT, *,
+                        clip_weights: str | os.PathLike[str] | None = None, benchmark: str | None = None,
+                        preset: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
+                        progress: bool = True, **options: Any) -> Grounder:
+        """Load a released checkpoint by name (downloaded on first use) or a local checkpoint.
+
+        Args:
+            name_or_path: a name of ``vtgkit.pretrained.list_pretrained()``, an official ``.pth`` file, or a
+                vtgkit checkpoint (folder with model.safetensors + config.json, or ``X.safetensors`` + ``X.json``).
+            clip_weights: CLIP weight file (OpenAI ``.pt``, state dict or safetensors) or arch name; default the
+                checkpoint's arch (ViT-B/32), downloaded into the cache on first use.
+            benchmark: whose clip rate / window / post-processing to use; default the checkpoint's, else that of
+                ``preset``, else QVHighlights (moment models) or TVSum (highlight-only models).
+            preset: R²-Tuning preset for official files that are not released checkpoints (spec §11.1).
+            cache_dir: cache root for checkpoints (``checkpoints/``), CLIP weights (``clip/``); default
+                ``$VTGKIT_CACHE`` or ``~/.cache/vtgkit``.
+            progress: show a download progress bar.
+            options: keyword arguments of :class:`Grounder` (device, precision, pipeline, window_seconds, ...).
+
+        Raises:
+            CheckpointError: unknown name, unreadable file, offline without the file (the message says which file
+                to place where), a CLIP that does not fit the model.
+            ConfigError: a FlashVTG checkpoint (raw videos need SlowFast features, not supported yet).
+        """
+        model, recorded_preset, source = _load_model(name_or_path, preset, cache_dir, progress)
+        chosen = benchmark or (benchmark_of_preset(recorded_preset) if recorded_preset else None)
+        if chosen is None:
+            chosen = "qvhighlights" if model.config.use_coord_head else "tvsum"
+        if chosen not in CLIP_SETTINGS:
+            raise ConfigError(f"unknown benchmark {chosen!r}; choose one of {sorted(CLIP_SETTINGS)}")
+        clip, clip_source = _load_clip(clip_weights or model.config.clip_arch, cache_dir)
+        return cls(model, clip, CLIP_SETTINGS[chosen], checkpoint=source, clip_source=clip_source, **options)
+
+    # ------------------------------------------------------------------ public calls
+    @property
+    def clip_len(self) -> float:
+        return self.settings.clip_len
+
+    def ground(self, video: str | os.PathLike[str], query: str, top_k: int | None = 5) -> list[Moment]:
+        """Moments of ``video`` matching ``query``, best first, at most ``top_k`` (None: all)."""
+        if self.model.coord_head is None:
+            raise ConfigError(f"{self.checkpoint or 'this model'} is a highlight-only model (no boundary head): "
+                              "use highlights() or summarize()")
+        return self.predict(video, query).moments[:top_k]
+
+    def highlights(self, video: str | os.PathLike[str], query: str) -> Highlights:
+        """Per-clip saliency of ``video`` for ``query``."""
+        return self.predict(video, query).highlights
+
+    def summarize(self, video: str | os.PathLike[str], budget: float | None = None, *,
+                  fraction: float = DEFAULT_BUDGET_FRACTION, query: str = DEFAULT_SUMMARY_QUERY) -> list[Moment]:
+        """Highest-saliency clips within ``budget`` seconds (default ``fraction`` of the video), in time order."""
+        highlights = self.highlights(video, query)
+        try:
+            return select_summary(highlights.saliency, highlights.clip_len, budget, duration=highlights.duration,
+                                  fraction=fraction)
+        except ValueError as error:
+            raise ConfigError(f"{video}: cannot summarise: {error}") from error
+
+    def predict(self, video: str | os.PathLike[str], query: str) -> GroundingResult:
+        """One model pass: merged moments (all of them, best first; empty for highlight-only models) + saliency."""
+        query_tokens, query_mask = self.encode_query(query)
+        features = self.encode_video(video)
+        windows = plan_windows(features.num_clips, self.window_clips, self.overlap_clips)
+        window_saliency, window_moments = [], []
+        for window in windows:
+            saliency, moments = self._run_window(features, window, query_tokens, query_mask)
+            window_saliency.append(saliency)
+            window_moments.append(moments)
+        saliency = merge_saliency(window_saliency, windows, features.num_clips)
+        highlights = Highlights(saliency=saliency, clip_len=features.clip_len, duration=features.duration)
+        if self.model.coord_head is None:
+            return GroundingResult(moments=[], highlights=highlights)
+        merged = merge_moments(window_moments, windows, features.clip_len, iou_threshold=DUPLICATE_IOU)
+        # Rows clamped onto the video's end (start == end) have no length: not a moment anyone can watch.
+        moments = [Moment(float(s), float(e), float(score)) for s, e, score in merged if e > s]
+        return GroundingResult(moments=moments, highlights=highlights)
+
+    # ------------------------------------------------------------------ features
+    def encode_video(self, video: str | os.PathLike[str]) -> VideoFeatures:
+        """The video's CLIP tokens (T, K, P, D) float16, from the cache or decoded and encoded now."""
+        path = _existing_file(video)
+        key = video_cache_key(path, self.extractor_settings)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        from vtgkit.features.decoding import probe_video
+
+        info = probe_video(path)
+        if info.duration is not None and info.duration < self.clip_len:
+            raise VideoError(f"{path}: the video lasts {info.duration:.2f} s, shorter than one clip "
+                             f"({self.clip_len:g} s at {self.settings.fps:g} fps for {self.settings.benchmark})")
+        tokens = self._extract(path)
+        duration = info.duration if info.duration else tokens.shape[0] * self.clip_len
+        record = {"video": str(path), **self.extractor_settings}
+        return self.cache.put(key, VideoFeatures(tokens=tokens, clip_len=self.clip_len, duration=duration), record)
+
+    def _frames(self, path: Path) -> Any:
+        """Normalised frames (3, R, R) float32, one per clip, streamed."""
+        from vtgkit.features.decoding import iter_fps_filter_frames, iter_frame_stride_frames
+        from vtgkit.features.frame_transforms import clip_input_from_uint8, inference_tool_input
+
+        size = self.clip.config.image_resolution
+        if self.pipeline == "extraction":
+            for frame in iter_fps_filter_frames(path, self.settings.fps, size=size):
+                yield clip_input_from_uint8(frame[None])[0]
+        else:
+            for frame in iter_frame_stride_frames(path, self.settings.fps):
+                yield inference_tool_input(frame, size=size)
+
+    def _extract(self, path: Path) -> np.ndarray:
+        chunks: list[np.ndarray] = []
+        pending: list[torch.Tensor] = []
+        for image in self._frames(path):
+            pending.append(image)
+            if len(pending) == self.batch_frames:
+                chunks.append(self.encoder.encode_frames(torch.stack(pending).to(self.device)))
+                pending.clear()
+        if pending:
+            chunks.append(self.encoder.encode_frames(torch.stack(pending).to(self.device)))
+        if not chunks:
+            raise VideoError(f"{path}: no frame could be sampled at {self.settings.fps:g} fps")
+        return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]  # (T, K, P, D) float16
+
+    def encode_query(self, query: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query tokens (L, K, Dq) float32 and mask (L,), cached per text. Warns when truncated or not Latin."""
+        text = check_query(query)
+        if text in self._queries:
+            self._queries.move_to_end(text)
+            return self._queries[text]
+        context = self.clip.config.context_length
+        num_tokens = len(self.tokenizer.encode(text)) + 2  # + start/end of text
+        if num_tokens == 2:
+            raise QueryError(f"query {_shorten(text)!r} is empty after CLIP's text cleaning")
+        if num_tokens > context:
+            warnings.warn(QueryTruncatedWarning(
+                f"query has {num_tokens} CLIP tokens; only the first {context} are read (CLIP's context length, "
+                "truncated like the official tool)"), stacklevel=2)
+        _warn_if_not_latin(text)
+        if self.pipeline == "extraction":
+            stored = self.encoder.encode_queries(self.tokenizer, [text])[0]["features"]  # (L, K, D) float16
+            tokens = torch.from_numpy(stored).float()
+            mask = torch.ones(tokens.shape[0])
+        else:
+            # spec r2-tuning.md §14.2: the online path keeps all 77 positions; the mask marks the non-zero ids.
+            ids = self.tokenizer.tokenize([text], context_length=context, truncate=True).to(self.device)  # (1, 77)
+            autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
+            with torch.inference_mode(), autocast:
+                layers = self.clip.encode_text_layers(ids, self.config.num_layers)  # (1, K, 77, D)
+            tokens = layers[0].transpose(0, 1).float().cpu()  # (77, K, D)
+            mask = (ids[0] != 0).float().cpu()
+        self._queries[text] = (tokens, mask)
+        if len(self._queries) > 256:
+            self._queries.popitem(last=False)
+        return tokens, mask
+
+    # ------------------------------------------------------------------ model
+    def _run_window(self, features: VideoFeatures, window: Any, query_tokens: torch.Tensor,
+                    query_mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        num_clips = window.num_clips
+        video = torch.from_numpy(np.array(features.tokens[window.start_clip : window.end_clip]))  # (t, K, P, D)
+        batch = Batch(
+            video=video[None].to(self.device),
+            query=query_tokens[None].to(self.device),
+            video_mask=torch.ones(1, num_clips, device=self.device),
+            query_mask=query_mask[None].to(self.device),
+            fps=torch.tensor([self.settings.fps], device=self.device),
+        )
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
+        # The inference tool runs the official (unmasked) semantics on its 77 query positions (spec §14.2, §15.3).
+        official = True if self.pipeline == "inference-tool" else None
+        with torch.inference_mode(), autocast:
+            output = self.model(batch, official_padding=official)
+        saliency = output.saliency[0, :num_clips].float().cpu().numpy()
+        moments = np.zeros((0, 3))
+        if output.boundaries is not None and self.settings.postprocess is not None:
+            rows = output.boundaries[0]
+            if output.boundary_mask is not None:
+                rows = rows[output.boundary_mask[0]]
+            offset = window.start_clip * features.clip_len
+            duration = min(window.end_clip * features.clip_len, features.duration) - offset
+            moments = np.asarray(postprocess_boundaries(rows.float().cpu(), duration, self.settings.postprocess),
+                                 dtype=np.float64).reshape(-1, 3)
+        return saliency, moments
+
+
+# ---------------------------------------------------------------------- input checks
+def check_video(video: str | os.PathLike[str]) -> Path:
+    """``video`` as a Path after checking it exists and its container has a video stream (VideoError otherwise)."""
+    from vtgkit.features.decoding import probe_video
+
+    path = _existing_file(video)
+    probe_video(path)
+    return path
+
+
+def _existing_file(video: str | os.PathLike[str]) -> Path:
+    path = Path(video).expanduser()
+    if not path.exists():
+        raise VideoError(f"{path}: no such file")
+    if not path.is_file():
+        raise VideoError(f"{path}: not a file (expected a video file)")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file (0 bytes)")
+    return path
+
+
+def check_query(query: str) -> str:
+    """The query with surrounding whitespace removed; QueryError when it is not a non-empty string."""
+    if not isinstance(query, str):
+        raise QueryError(f"query must be a string, got {type(query).__name__}")
+    text = query.strip()
+    if not text:
+        raise QueryError("query is empty: give a sentence describing the moment to find")
+    return text
+
+
+def _warn_if_not_latin(text: str) -> None:
+    letters = [char for char in text if char.isalpha()]
+    if letters and not any("LATIN" in unicodedata.name(char, "") for char in letters):
+        warnings.warn(QueryScriptWarning(
+            "the query has no Latin letters; CLIP's tokenizer and the models were trained on English text, so "
+            "results for other scripts are unreliable (translate the query to English)"), stacklevel=3)
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------------- loading
+_FLASHVTG_UNSUPPORTED = ("FlashVTG is not supported yet for raw videos: it needs SlowFast + CLIP features and vtgkit "
+                         "cannot extract SlowFast features yet. Use `vtgkit predict --model flashvtg` on extracted "
+                         "features, or an R2-Tuning checkpoint (e.g. r2tuning-qvhighlights) for raw videos")
+
+
+def _load_model(name_or_path: str | os.PathLike[str], preset: str | None, cache_dir: Any,
+                progress: bool) -> tuple[torch.nn.Module, str | None, str]:
+    """(eval-mode R2Tuning, preset it was trained with if known, description of the source)."""
+    from vtgkit.pretrained import PRETRAINED, load_pretrained
+
+    text = os.fspath(name_or_path)
+    entry = PRETRAINED.get(text)
+    if entry is not None:
+        if entry.model != "r2tuning":
+            raise ConfigError(f"{entry.name}: {_FLASHVTG_UNSUPPORTED}")
+        loaded = load_pretrained(text, preset=preset, cache_dir=cache_dir, progress=progress)
+        return loaded.model, preset or entry.preset, entry.name
+    path = Path(text).expanduser()
+    if path.is_dir() or path.suffix in {".safetensors", ".json"}:
+        from vtgkit.models.checkpoint_io import load_vtgkit_checkpoint
+        from vtgkit.models.r2tuning.convert import load_vtgkit
+
+        model_name, _, _ = load_vtgkit_checkpoint(path.with_suffix(".safetensors") if path.suffix == ".json" else path)
+        if model_name != "r2tuning":
+            raise ConfigError(f"{path}: a {model_name} checkpoint; {_FLASHVTG_UNSUPPORTED}")
+        return load_vtgkit(path.with_suffix(".safetensors") if path.suffix == ".json" else path), preset, str(path)
+    if path.suffix == ".ckpt":  # FlashVTG's released files are model_best.ckpt (spec flashvtg.md §9)
+        raise ConfigError(f"{path}: a FlashVTG checkpoint (.ckpt); {_FLASHVTG_UNSUPPORTED}")
+    loaded = load_pretrained(path, model="r2tuning", preset=preset, cache_dir=cache_dir, progress=progress)
+    recorded = preset or (loaded.entry.preset if loaded.entry is not None else None)
+    return loaded.model, recorded, str(loaded.path)
+
+
+def _load_clip(weights: str | os.PathLike[str], cache_dir: Any) -> tuple[Any, str]:
+    """(frozen CLIP, identity string for the feature-cache key: resolved file + size + mtime)."""
+    from vtgkit.features.clip_weights import download_weights, load_clip
+
+    text = os.fspath(weights)
+    path = Path(text).expanduser()
+    if not path.is_file():
+        if not text.startswith("ViT-"):
+            raise CheckpointError(f"CLIP weights {text}: no such file (give a weight file or an OpenAI arch name "
+                                  "such as ViT-B/32)")
+        try:
+            path = download_weights(text, Path(cache_dir) / "clip" if cache_dir is not None else None)
+        except ConfigError as error:
+            raise CheckpointError(f"the checkpoint needs CLIP {text}, which vtgkit cannot download ({error}); "
+                                  "pass its weight file with clip_weights= / --clip-weights") from error
+    stat = path.stat()
+    return load_clip(path), f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _check_clip_fits(clip: Any, config: Any) -> None:
+    found = (clip.config.vision_width, clip.config.tokens_per_image, clip.config.transformer_width)
+    expected = (config.video_dims, config.tokens_per_frame, config.query_dims)
+    if found != expected:
+        raise CheckpointError(
+            f"the CLIP weights give (visual width, tokens per frame, text width) = {found} but the checkpoint expects "
+            f"{expected} (CLIP {config.clip_arch}); pass the matching --clip-weights")
+    layers = min(clip.config.vision_layers, clip.config.transformer_layers) + 1
+    if config.num_layers > layers:
+        raise CheckpointError(f"the checkpoint reads {config.num_layers} CLIP layers but this CLIP has {layers}")
+
+
+def parse_budget(text: str) -> tuple[float | None, float]:
+    """``"30"`` → (30 s, default fraction); ``"15%"`` → (None, 0.15). ConfigError on anything else."""
+    value = text.strip()
+    try:
+        if value.endswith("%"):
+            fraction = float(value[:-1]) / 100
+            if not 0 < fraction <= 1 or not math.isfinite(fraction):
+                raise ValueError
+            return None, fraction
+        seconds = float(value)
+        if not seconds > 0 or not math.isfinite(seconds):
+            raise ValueError
+        return seconds, DEFAULT_BUDGET_FRACTION
+    except ValueError:
+        raise ConfigError(f"budget {text!r}: expected seconds (e.g. 30) or a percentage in (0, 100] "
+                          "(e.g. 15%)") from None

@@ -1,0 +1,157 @@
+"""Per-video CLIP features kept between queries: an in-memory LRU bounded in bytes, optionally backed by a folder.
+
+A video's features depend on the file and on how they were extracted, so the key is the sha256 of the resolved path,
+the file's size and modification time (ns) and the extractor settings (CLIP weights, layers, clip rate, frame
+pipeline, precision). Editing or replacing the video, or changing any setting, gives a new key; stale entries are
+never returned.
+
+On disk an entry is ``<key>.npy`` (the float16 tokens) written first, then ``<key>.json`` (clip length, duration, the
+key's record); both are written to a temporary name and renamed, and only an entry with its ``.json`` counts, so an
+interrupted run never leaves an entry that looks complete. Entries are read back memory-mapped: a long video costs
+page cache, not resident memory.
+
+Shapes: T clips, K CLIP layers, P tokens per frame, D CLIP visual width.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_MEMORY_BYTES = 2 << 30  # 2 GiB: a 2-hour video at 0.5 fps (ViT-B/32, K=4) is ~1.05 GiB of float16
+
+
+@dataclass(frozen=True)
+class VideoFeatures:
+    """The CLIP tokens of one video, one row per clip."""
+
+    tokens: np.ndarray  # (T, K, P, D) float16, possibly a read-only memory map
+    clip_len: float  # seconds per clip
+    duration: float  # seconds, from the container (or T * clip_len when the container does not say)
+
+    @property
+    def num_clips(self) -> int:
+        return int(self.tokens.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.tokens.nbytes)
+
+
+def video_cache_key(video: str | os.PathLike[str], settings: dict[str, Any]) -> str:
+    """Hex sha256 of the video's resolved path, size, mtime and the extractor ``settings`` (JSON-serialisable)."""
+    path = Path(video).resolve()
+    stat = path.stat()
+    record = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "settings": settings}
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+class FeatureCache:
+    """LRU of :class:`VideoFeatures` by key, bounded by ``max_bytes``, with an optional folder behind it.
+
+    Args:
+        max_bytes: memory budget; the least recently used entries are dropped beyond it (an entry larger than the
+            whole budget is not kept in memory, only on disk when a folder is set). 0 disables the memory level.
+        directory: folder for the disk level, created on first write; None keeps features in memory only.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_MEMORY_BYTES, directory: str | os.PathLike[str] | None = None) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self.directory = Path(directory) if directory is not None else None
+        self._entries: OrderedDict[str, VideoFeatures] = OrderedDict()
+        self.hits = 0  # memory or disk
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of the entries held in memory (memory-mapped entries count their full size)."""
+        return sum(entry.nbytes for entry in self._entries.values())
+
+    def get(self, key: str) -> VideoFeatures | None:
+        """The entry for ``key`` from memory, else from the folder (then kept in memory too); None if absent."""
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._read(key)
+            if entry is not None:
+                self._remember(key, entry)
+        else:
+            self._entries.move_to_end(key)
+        if entry is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return entry
+
+    def put(self, key: str, entry: VideoFeatures, record: dict[str, Any] | None = None) -> VideoFeatures:
+        """Store ``entry``; with a folder the returned entry is the memory-mapped copy read back from disk."""
+        if self.directory is not None:
+            self._write(key, entry, record or {})
+            mapped = self._read(key)
+            if mapped is not None:
+                entry = mapped
+        self._remember(key, entry)
+        return entry
+
+    def clear(self) -> None:
+        """Forget the in-memory entries (files on disk stay)."""
+        self._entries.clear()
+
+    def _remember(self, key: str, entry: VideoFeatures) -> None:
+        if entry.nbytes > self.max_bytes:
+            return
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while self.memory_bytes > self.max_bytes:
+            self._entries.popitem(last=False)
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        assert self.directory is not None
+        return self.directory / f"{key}.npy", self.directory / f"{key}.json"
+
+    def _read(self, key: str) -> VideoFeatures | None:
+        if self.directory is None:
+            return None
+        tokens_path, meta_path = self._paths(key)
+        if not (meta_path.is_file() and tokens_path.is_file()):
+            return None
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            tokens = np.load(tokens_path, mmap_mode="r")
+            clip_len, duration = float(meta["clip_len"]), float(meta["duration"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # an unreadable entry is a miss: the caller extracts again and overwrites it
+        if tokens.ndim != 4 or tokens.dtype != np.float16 or tokens.shape[0] != meta.get("num_clips"):
+            return None
+        return VideoFeatures(tokens=tokens, clip_len=clip_len, duration=duration)
+
+    def _write(self, key: str, entry: VideoFeatures, record: dict[str, Any]) -> None:
+        tokens_path, meta_path = self._paths(key)
+        tokens_path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"clip_len": entry.clip_len, "duration": entry.duration, "num_clips": entry.num_clips,
+                "shape": list(entry.tokens.shape), "record": record}
+        _write_atomic(tokens_path, lambda handle: np.save(handle, np.ascontiguousarray(entry.tokens)))
+        _write_atomic(meta_path, lambda handle: handle.write(json.dumps(meta, indent=1).encode("utf-8")))
+
+
+def _write_atomic(target: Path, write: Any) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
