@@ -22,8 +22,8 @@ from vtgkit.windowing import plan_windows  # noqa: E402
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("api")
-    return {"checkpoint": write_tiny_checkpoint(root / "checkpoint"), "clip": write_tiny_clip(root / "clip.safetensors"),
-            "video": write_video(root / "video.mp4")}
+    return {"checkpoint": write_tiny_checkpoint(root / "checkpoint"),
+            "clip": write_tiny_clip(root / "clip.safetensors"), "video": write_video(root / "video.mp4")}
 
 
 def make_grounder(assets: dict[str, Path], **options: object) -> Grounder:
@@ -74,8 +74,9 @@ def test_highlights_give_one_finite_score_per_clip(grounder: Grounder, assets: d
     assert [m.score for m in best] == sorted(highlights.saliency.tolist(), reverse=True)[:3]
 
 
-@pytest.mark.parametrize(("budget", "fraction", "limit"), [(6.0, 0.15, 6.0), (None, 0.3, 0.3 * 21.0)])
-def test_summarize_stays_within_budget(grounder: Grounder, assets: dict[str, Path], budget: float | None,
+@pytest.mark.parametrize(("budget", "fraction", "limit"),
+                         [(6.0, 0.15, 6.0), (None, 0.3, 0.3 * 21.0), ("40%", 0.15, 0.4 * 21.0)])
+def test_summarize_stays_within_budget(grounder: Grounder, assets: dict[str, Path], budget: float | str | None,
                                        fraction: float, limit: float) -> None:
     segments = grounder.summarize(assets["video"], budget, fraction=fraction)
     assert segments

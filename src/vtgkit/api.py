@@ -26,11 +26,10 @@ raise a clear error (use ``vtgkit predict`` on extracted features).
 
 from __future__ import annotations
 
-import math
 import os
-import unicodedata
 import warnings
 from collections import OrderedDict
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +40,25 @@ import torch
 
 from vtgkit.errors import CheckpointError, ConfigError, QueryError, VideoError
 from vtgkit.evaluation.postprocess import PostprocessConfig, postprocess_boundaries
+from vtgkit.grounding_inputs import (
+    QueryScriptWarning,
+    QueryTruncatedWarning,
+    check_query,
+    check_video,
+    existing_file,
+    parse_budget,
+    shorten,
+    warn_if_not_latin,
+)
 from vtgkit.structures import Batch, Moment
 from vtgkit.summary import DEFAULT_BUDGET_FRACTION, select_summary
 from vtgkit.video_feature_cache import DEFAULT_MEMORY_BYTES, FeatureCache, VideoFeatures, video_cache_key
 from vtgkit.windowing import merge_moments, merge_saliency, plan_windows
+
+__all__ = [
+    "CLIP_SETTINGS", "DEFAULT_SUMMARY_QUERY", "ClipSettings", "Grounder", "GroundingResult", "Highlights",
+    "QueryScriptWarning", "QueryTruncatedWarning", "check_query", "check_video", "parse_budget",
+]
 
 Pipeline = Literal["extraction", "inference-tool"]
 PIPELINES: tuple[str, ...] = ("extraction", "inference-tool")
@@ -92,14 +106,6 @@ def benchmark_of_preset(preset: str) -> str:
     return benchmark
 
 
-class QueryTruncatedWarning(UserWarning):
-    """The query is longer than CLIP's 77-token context and was cut, as the official tool does."""
-
-
-class QueryScriptWarning(UserWarning):
-    """The query has letters but none in Latin script; CLIP's tokenizer and training text are English."""
-
-
 @dataclass(frozen=True)
 class Highlights:
     """Per-clip saliency of one (video, query) on the video's timeline."""
@@ -139,6 +145,8 @@ class Grounder:
         window_seconds: override the window length (the training-video length of the benchmark).
         overlap_seconds: overlap of consecutive windows; default a third of the window.
         memory_cache_bytes: in-memory feature LRU budget; ``feature_cache_dir``: optional on-disk level.
+        checkpoint: name shown in outputs; clip_source: identity of the CLIP weights in the feature-cache key
+            (default: a hash of some of its weights, :func:`clip_fingerprint`).
         batch_frames: frames per CLIP forward.
     """
 
@@ -173,8 +181,8 @@ class Grounder:
         self.cache = FeatureCache(memory_cache_bytes, feature_cache_dir)
         self._queries: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self.extractor_settings = {
-            "clip": clip_source, "layers": self.config.num_layers, "fps": settings.fps, "pipeline": pipeline,
-            "size": clip.config.image_resolution, "precision": precision,
+            "clip": clip_source or clip_fingerprint(clip), "layers": self.config.num_layers, "fps": settings.fps,
+            "pipeline": pipeline, "size": clip.config.image_resolution, "precision": precision,
         }
 
     # ------------------------------------------------------------------ construction
@@ -228,9 +236,12 @@ class Grounder:
         """Per-clip saliency of ``video`` for ``query``."""
         return self.predict(video, query).highlights
 
-    def summarize(self, video: str | os.PathLike[str], budget: float | None = None, *,
+    def summarize(self, video: str | os.PathLike[str], budget: float | str | None = None, *,
                   fraction: float = DEFAULT_BUDGET_FRACTION, query: str = DEFAULT_SUMMARY_QUERY) -> list[Moment]:
-        """Highest-saliency clips within ``budget`` seconds (default ``fraction`` of the video), in time order."""
+        """Highest-saliency clips within ``budget`` (seconds, or a string like ``"15%"``; default ``fraction`` of
+        the video), joined where adjacent, in time order."""
+        if isinstance(budget, str):
+            budget, fraction = parse_budget(budget)
         highlights = self.highlights(video, query)
         try:
             return select_summary(highlights.saliency, highlights.clip_len, budget, duration=highlights.duration,
@@ -260,7 +271,7 @@ class Grounder:
     # ------------------------------------------------------------------ features
     def encode_video(self, video: str | os.PathLike[str]) -> VideoFeatures:
         """The video's CLIP tokens (T, K, P, D) float16, from the cache or decoded and encoded now."""
-        path = _existing_file(video)
+        path = existing_file(video)
         key = video_cache_key(path, self.extractor_settings)
         cached = self.cache.get(key)
         if cached is not None:
@@ -271,9 +282,15 @@ class Grounder:
         if info.duration is not None and info.duration < self.clip_len:
             raise VideoError(f"{path}: the video lasts {info.duration:.2f} s, shorter than one clip "
                              f"({self.clip_len:g} s at {self.settings.fps:g} fps for {self.settings.benchmark})")
+        record = {"video": str(path), **self.extractor_settings}
+        sink = self.cache.tokens_path(key)
+        if sink is not None:
+            # Rows go straight to the cache file: memory stays flat whatever the video length.
+            num_clips = self._extract_to_file(path, sink)
+            duration = info.duration if info.duration else num_clips * self.clip_len
+            return self.cache.put_file(key, self.clip_len, duration, record)
         tokens = self._extract(path)
         duration = info.duration if info.duration else tokens.shape[0] * self.clip_len
-        record = {"video": str(path), **self.extractor_settings}
         return self.cache.put(key, VideoFeatures(tokens=tokens, clip_len=self.clip_len, duration=duration), record)
 
     def _frames(self, path: Path) -> Any:
@@ -289,19 +306,34 @@ class Grounder:
             for frame in iter_frame_stride_frames(path, self.settings.fps):
                 yield inference_tool_input(frame, size=size)
 
-    def _extract(self, path: Path) -> np.ndarray:
-        chunks: list[np.ndarray] = []
+    def _encoded_batches(self, path: Path) -> Iterator[np.ndarray]:
+        """CLIP rows (n, K, P, D) float16 for batches of ``batch_frames`` frames, streamed."""
         pending: list[torch.Tensor] = []
         for image in self._frames(path):
             pending.append(image)
             if len(pending) == self.batch_frames:
-                chunks.append(self.encoder.encode_frames(torch.stack(pending).to(self.device)))
+                yield self.encoder.encode_frames(torch.stack(pending).to(self.device))
                 pending.clear()
         if pending:
-            chunks.append(self.encoder.encode_frames(torch.stack(pending).to(self.device)))
+            yield self.encoder.encode_frames(torch.stack(pending).to(self.device))
+
+    def _extract(self, path: Path) -> np.ndarray:
+        chunks = list(self._encoded_batches(path))
         if not chunks:
             raise VideoError(f"{path}: no frame could be sampled at {self.settings.fps:g} fps")
         return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]  # (T, K, P, D) float16
+
+    def _extract_to_file(self, path: Path, target: Path) -> int:
+        from vtgkit.features.atomic_files import StreamingNpyWriter
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with StreamingNpyWriter(target, np.float16, self.encoder.video_row_shape) as writer:
+            for rows in self._encoded_batches(path):
+                writer.append(rows)
+            if writer.rows == 0:
+                raise VideoError(f"{path}: no frame could be sampled at {self.settings.fps:g} fps")
+            writer.commit()
+            return writer.rows
 
     def encode_query(self, query: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Query tokens (L, K, Dq) float32 and mask (L,), cached per text. Warns when truncated or not Latin."""
@@ -312,12 +344,12 @@ class Grounder:
         context = self.clip.config.context_length
         num_tokens = len(self.tokenizer.encode(text)) + 2  # + start/end of text
         if num_tokens == 2:
-            raise QueryError(f"query {_shorten(text)!r} is empty after CLIP's text cleaning")
+            raise QueryError(f"query {shorten(text)!r} is empty after CLIP's text cleaning")
         if num_tokens > context:
             warnings.warn(QueryTruncatedWarning(
                 f"query has {num_tokens} CLIP tokens; only the first {context} are read (CLIP's context length, "
                 "truncated like the official tool)"), stacklevel=2)
-        _warn_if_not_latin(text)
+        warn_if_not_latin(text)
         if self.pipeline == "extraction":
             stored = self.encoder.encode_queries(self.tokenizer, [text])[0]["features"]  # (L, K, D) float16
             tokens = torch.from_numpy(stored).float()
@@ -363,49 +395,6 @@ class Grounder:
             moments = np.asarray(postprocess_boundaries(rows.float().cpu(), duration, self.settings.postprocess),
                                  dtype=np.float64).reshape(-1, 3)
         return saliency, moments
-
-
-# ---------------------------------------------------------------------- input checks
-def check_video(video: str | os.PathLike[str]) -> Path:
-    """``video`` as a Path after checking it exists and its container has a video stream (VideoError otherwise)."""
-    from vtgkit.features.decoding import probe_video
-
-    path = _existing_file(video)
-    probe_video(path)
-    return path
-
-
-def _existing_file(video: str | os.PathLike[str]) -> Path:
-    path = Path(video).expanduser()
-    if not path.exists():
-        raise VideoError(f"{path}: no such file")
-    if not path.is_file():
-        raise VideoError(f"{path}: not a file (expected a video file)")
-    if path.stat().st_size == 0:
-        raise VideoError(f"{path}: empty file (0 bytes)")
-    return path
-
-
-def check_query(query: str) -> str:
-    """The query with surrounding whitespace removed; QueryError when it is not a non-empty string."""
-    if not isinstance(query, str):
-        raise QueryError(f"query must be a string, got {type(query).__name__}")
-    text = query.strip()
-    if not text:
-        raise QueryError("query is empty: give a sentence describing the moment to find")
-    return text
-
-
-def _warn_if_not_latin(text: str) -> None:
-    letters = [char for char in text if char.isalpha()]
-    if letters and not any("LATIN" in unicodedata.name(char, "") for char in letters):
-        warnings.warn(QueryScriptWarning(
-            "the query has no Latin letters; CLIP's tokenizer and the models were trained on English text, so "
-            "results for other scripts are unreliable (translate the query to English)"), stacklevel=3)
-
-
-def _shorten(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ---------------------------------------------------------------------- loading
@@ -461,6 +450,18 @@ def _load_clip(weights: str | os.PathLike[str], cache_dir: Any) -> tuple[Any, st
     return load_clip(path), f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
+def clip_fingerprint(clip: Any) -> str:
+    """sha256 of a CLIP's patch embedding, positional embeddings and first text block: tells weight files apart
+    for the feature-cache key when the CLIP did not come from a file (hashing all ~600 MB would take seconds)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for tensor in (clip.visual.conv1.weight, clip.visual.positional_embedding, clip.positional_embedding,
+                   clip.transformer.resblocks[0].attn.in_proj_weight):
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return "weights-sha256:" + digest.hexdigest()
+
+
 def _check_clip_fits(clip: Any, config: Any) -> None:
     found = (clip.config.vision_width, clip.config.tokens_per_image, clip.config.transformer_width)
     expected = (config.video_dims, config.tokens_per_frame, config.query_dims)
@@ -471,21 +472,3 @@ def _check_clip_fits(clip: Any, config: Any) -> None:
     layers = min(clip.config.vision_layers, clip.config.transformer_layers) + 1
     if config.num_layers > layers:
         raise CheckpointError(f"the checkpoint reads {config.num_layers} CLIP layers but this CLIP has {layers}")
-
-
-def parse_budget(text: str) -> tuple[float | None, float]:
-    """``"30"`` → (30 s, default fraction); ``"15%"`` → (None, 0.15). ConfigError on anything else."""
-    value = text.strip()
-    try:
-        if value.endswith("%"):
-            fraction = float(value[:-1]) / 100
-            if not 0 < fraction <= 1 or not math.isfinite(fraction):
-                raise ValueError
-            return None, fraction
-        seconds = float(value)
-        if not seconds > 0 or not math.isfinite(seconds):
-            raise ValueError
-        return seconds, DEFAULT_BUDGET_FRACTION
-    except ValueError:
-        raise ConfigError(f"budget {text!r}: expected seconds (e.g. 30) or a percentage in (0, 100] "
-                          "(e.g. 15%)") from None

@@ -98,10 +98,26 @@ class FeatureCache:
     def put(self, key: str, entry: VideoFeatures, record: dict[str, Any] | None = None) -> VideoFeatures:
         """Store ``entry``; with a folder the returned entry is the memory-mapped copy read back from disk."""
         if self.directory is not None:
-            self._write(key, entry, record or {})
-            mapped = self._read(key)
-            if mapped is not None:
-                entry = mapped
+            tokens_path, _ = self._paths(key)
+            tokens_path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(tokens_path, lambda handle: np.save(handle, np.ascontiguousarray(entry.tokens)))
+            return self.put_file(key, entry.clip_len, entry.duration, record)
+        self._remember(key, entry)
+        return entry
+
+    def tokens_path(self, key: str) -> Path | None:
+        """Where the tokens of ``key`` go on disk (None without a folder), for writers that stream rows there."""
+        return None if self.directory is None else self._paths(key)[0]
+
+    def put_file(self, key: str, clip_len: float, duration: float, record: dict[str, Any] | None = None
+                 ) -> VideoFeatures:
+        """Complete an entry whose tokens were already written at :meth:`tokens_path`; returns it memory-mapped."""
+        tokens_path, meta_path = self._paths(key)
+        tokens = np.load(tokens_path, mmap_mode="r")
+        meta = {"clip_len": clip_len, "duration": duration, "num_clips": int(tokens.shape[0]),
+                "shape": list(tokens.shape), "record": record or {}}
+        _write_atomic(meta_path, lambda handle: handle.write(json.dumps(meta, indent=1).encode("utf-8")))
+        entry = VideoFeatures(tokens=tokens, clip_len=clip_len, duration=duration)
         self._remember(key, entry)
         return entry
 
@@ -118,7 +134,8 @@ class FeatureCache:
             self._entries.popitem(last=False)
 
     def _paths(self, key: str) -> tuple[Path, Path]:
-        assert self.directory is not None
+        if self.directory is None:
+            raise ValueError("this FeatureCache has no folder")
         return self.directory / f"{key}.npy", self.directory / f"{key}.json"
 
     def _read(self, key: str) -> VideoFeatures | None:
@@ -136,14 +153,6 @@ class FeatureCache:
         if tokens.ndim != 4 or tokens.dtype != np.float16 or tokens.shape[0] != meta.get("num_clips"):
             return None
         return VideoFeatures(tokens=tokens, clip_len=clip_len, duration=duration)
-
-    def _write(self, key: str, entry: VideoFeatures, record: dict[str, Any]) -> None:
-        tokens_path, meta_path = self._paths(key)
-        tokens_path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"clip_len": entry.clip_len, "duration": entry.duration, "num_clips": entry.num_clips,
-                "shape": list(entry.tokens.shape), "record": record}
-        _write_atomic(tokens_path, lambda handle: np.save(handle, np.ascontiguousarray(entry.tokens)))
-        _write_atomic(meta_path, lambda handle: handle.write(json.dumps(meta, indent=1).encode("utf-8")))
 
 
 def _write_atomic(target: Path, write: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from vtgkit.features.decoding import (
     official_scaled_size,
     probe_video,
 )
+from vtgkit.features.filter_graph import autorotate_filters
 from vtgkit.features.frame_transforms import INFERENCE_TOOL_MEAN, INFERENCE_TOOL_STD, inference_tool_input
 from vtgkit.features.synthetic_video import write_audio_only
 
@@ -104,3 +106,44 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path, make_video: Callable[..., 
         with pytest.raises(VideoError, match=message) as error:
             list(iter_fps_filter_frames(path, 0.5))
         assert str(path) in str(error.value)
+
+
+def _bar_video(path: Path, rotation: int) -> Path:
+    """1 s, 10 fps, 64×32 coded frames with a white bar on the left, display matrix rotated ``rotation``° (ccw)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(rotation)
+        image = np.zeros((32, 64, 3), np.uint8)
+        image[:, :8] = 255
+        for index in range(10):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, 10)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(("rotation", "bright_edge"), [(90, "bottom"), (-90, "top"), (0, "none")])
+def test_display_rotation_is_applied_before_the_official_geometry(tmp_path: Path, rotation: int,
+                                                                  bright_edge: str) -> None:
+    """ffmpeg's autorotate turns the frame upright before fps/scale/crop; W×H still come from the coded size."""
+    (frame,) = iter_fps_filter_frames(_bar_video(tmp_path / "bar.mp4", rotation), 1.0)
+    luma = frame.mean(axis=0)  # (224, 224)
+    edges = {"top": luma[:16].mean(), "bottom": luma[-16:].mean()}
+    if bright_edge == "none":  # unrotated: 448×224 then the centre crop drops the bar on the left
+        assert luma.max() < 40
+    else:
+        assert edges[bright_edge] > 200 and min(edges.values()) < 40
+
+
+def test_autorotate_filters_follow_ffmpeg() -> None:
+    one = 65536
+    assert autorotate_filters(None) == []
+    assert autorotate_filters(np.array([one, 0, 0, 0, one, 0, 0, 0, 1 << 30])) == []
+    assert autorotate_filters(np.array([0, one, 0, -one, 0, 0, 0, 0, 1 << 30])) == [("transpose", "clock")]
+    assert autorotate_filters(np.array([0, -one, 0, one, 0, 0, 0, 0, 1 << 30])) == [("transpose", "cclock")]
+    assert autorotate_filters(np.array([-one, 0, 0, 0, -one, 0, 0, 0, 1 << 30])) == [("hflip", None), ("vflip", None)]
+    assert autorotate_filters(np.array([one, 0, 0, 0, -one, 0, 0, 0, 1 << 30])) == [("vflip", None)]

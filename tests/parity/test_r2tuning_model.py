@@ -143,9 +143,11 @@ def test_checkpoint_consumes_every_parameter(model: R2Tuning) -> None:
     for key, value in official.items():
         ours = "criterion.saliency_log_scale" if key == "loss._loss_sal.scale" else key
         assert torch.equal(model.state_dict()[ours], value), key
-    manifest_keys = manifest.get("state_dict") or manifest.get("keys") or {}
-    if isinstance(manifest_keys, dict) and manifest_keys:
-        assert set(manifest_keys) == set(official)
+    assert set(manifest["keys"]) == set(official)
+    assert len(official) == manifest["num_tensors"]
+    assert sum(v.numel() for v in official.values()) == manifest["num_values"]
+    for key, entry in manifest["keys"].items():
+        assert list(official[key].shape) == list(entry["shape"]), key
 
 
 @pytest.mark.parametrize("path", ["reference", "fast"])

@@ -119,3 +119,16 @@ def test_resume_refuses_a_changed_batch_size(tmp_path: Path) -> None:
     _train(tmp_path, _config(max_steps=2))
     with pytest.raises(ConfigError, match="batch_size"):
         _train(tmp_path, _config(batch_size=4), resume=True)
+
+
+def test_tensorboard_event_files_mirror_the_logged_values(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    _train(tmp_path, _config(epochs=1, tensorboard=True))
+    events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].stat().st_size > 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(events[0]))
+    accumulator.Reload()
+    assert {"train/total", "train/lr", "eval/MR-full-mAP"} <= set(accumulator.Tags()["scalars"])
+    assert len(accumulator.Scalars("train/total")) == 3

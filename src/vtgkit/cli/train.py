@@ -72,23 +72,28 @@ def _training_data(config: Any, output: Path) -> Any:
     """Where the recipe's data lives: a SynthVTG folder (built on first use) or a benchmark root."""
     from vtgkit.errors import ConfigError
     from vtgkit.evaluation.postprocess import PostprocessConfig, postprocess_config
-    from vtgkit.train.runner import TrainingData
+    from vtgkit.train.runner import TrainingData, flashvtg_source, r2tuning_source
 
     if config.dataset == "synthvtg":
-        from vtgkit.synth.pipeline import SYNTHVTG_BENCHMARK, prepare_synthvtg, synthvtg_feature_reader
+        from vtgkit.synth import pipeline
 
         root = Path(config.data_root) if config.data_root else output / "synthvtg"
-        summary = prepare_synthvtg(root, seed=config.seed)
+        summary = pipeline.prepare_synthvtg(root, seed=config.seed)
         print(f"SynthVTG data in {root}: {summary['splits']}")
-        files = SYNTHVTG_BENCHMARK.annotation_files
+        benchmark = pipeline.SYNTHVTG_BENCHMARK
+        if config.model == "flashvtg":
+            source = flashvtg_source(benchmark, pipeline.synthvtg_flashvtg_reader(root), "qvhighlights", config.seed)
+            postprocess = PostprocessConfig("flashvtg", unit=2.0, decimals=4)
+        else:
+            source = r2tuning_source(benchmark, pipeline.synthvtg_feature_reader(root))
+            postprocess = PostprocessConfig("r2tuning", unit=benchmark.unit, nms_method="normal", nms_threshold=0.7)
+        files = benchmark.annotation_files
         return TrainingData(
-            benchmark=SYNTHVTG_BENCHMARK,
-            features=synthvtg_feature_reader(root),
+            source=source,
             train_file=root / files[config.train_split],
             eval_file=root / files[config.eval_split],
             test_file=root / files["test"],
-            postprocess=PostprocessConfig("r2tuning", unit=SYNTHVTG_BENCHMARK.unit, nms_method="normal",
-                                          nms_threshold=0.7),
+            postprocess=postprocess,
             evaluator_dataset="qvhighlights",  # QVHighlights-format files, QVHighlights metrics
             # SynthVTG has no window longer than 30 s; the moment_detr evaluator crashes on an empty length bucket,
             # R2-Tuning's evaluator (same metrics) falls back to the full set (spec r2-tuning.md §9).
@@ -106,8 +111,7 @@ def _training_data(config: Any, output: Path) -> Any:
     root = Path(config.data_root)
     files = benchmark.annotation_files
     return TrainingData(
-        benchmark=benchmark,
-        features=R2TuningFeatureReader(root),
+        source=r2tuning_source(benchmark, R2TuningFeatureReader(root)),
         train_file=root / files[config.train_split],
         eval_file=root / files[config.eval_split],
         test_file=None,

@@ -221,8 +221,9 @@ def sum_selected(values: np.ndarray, selected: np.ndarray, mean: bool = False) -
     1-D reduction of each row). Rows with nothing selected give 0 (sum) or NaN (mean).
     """
     counts = selected.sum(axis=1)
-    compact_order = np.argsort(~selected, axis=1, kind="stable")
-    compact = np.take_along_axis(values, compact_order, axis=1)
+    rows, columns = np.nonzero(selected)  # row-major: the selected entries of each row in their order
+    compact = np.zeros(values.shape)
+    compact[rows, np.cumsum(selected, axis=1)[rows, columns] - 1] = values[rows, columns]
     result = np.full(len(values), np.nan if mean else 0.0)
     for count in np.unique(counts):
         if count == 0:

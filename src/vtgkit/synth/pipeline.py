@@ -16,9 +16,15 @@ from safetensors.torch import save_file
 
 from vtgkit.data.benchmarks import Benchmark
 from vtgkit.data.features_r2tuning import R2TuningFeatureReader
+from vtgkit.data.flashvtg_features import FlashVTGFeatureLayout, FlashVTGFeatureReader
 from vtgkit.data.qvhighlights import load_qvhighlights
 from vtgkit.synth.dataset_writer import DEFAULT_SPLITS, write_synthvtg
-from vtgkit.synth.feature_extraction import NUM_LAYERS, extract_synthvtg_features
+from vtgkit.synth.feature_extraction import (
+    FLASHVTG_TEXT_DIR,
+    FLASHVTG_VIDEO_DIR,
+    NUM_LAYERS,
+    extract_synthvtg_features,
+)
 from vtgkit.synth.scenes import SceneConfig
 from vtgkit.synth.tiny_clip import TINY_CLIP_ARCH, build_tiny_clip
 
@@ -34,6 +40,8 @@ def prepare_synthvtg(root: str | Path, *, seed: int = 0, splits: dict[str, int] 
                      scene_config: SceneConfig | None = None, clip_seed: int = 0) -> dict[str, Any]:
     """Make sure ``root`` holds a complete SynthVTG dataset with features; returns its summary.
 
+    A complete dataset with the same seed is reused; with ``splits`` given its video counts must match too
+    (without, any split sizes are accepted, so a small prepared dataset can be trained on by pointing at it).
     The summary records seconds spent generating and extracting (``timing``) the first time it is built.
     """
     root = Path(root)
@@ -42,7 +50,7 @@ def prepare_synthvtg(root: str | Path, *, seed: int = 0, splits: dict[str, int] 
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text())
         built = {split: counts["videos"] for split, counts in summary.get("splits", {}).items()}
-        if "features" in summary and summary.get("seed") == seed and built == wanted:
+        if "features" in summary and summary.get("seed") == seed and (splits is None or built == wanted):
             return summary
     started = time.perf_counter()
     summary = write_synthvtg(root, seed=seed, splits=wanted, config=scene_config)
@@ -62,3 +70,15 @@ def prepare_synthvtg(root: str | Path, *, seed: int = 0, splits: dict[str, int] 
 def synthvtg_feature_reader(root: str | Path) -> R2TuningFeatureReader:
     """The R²-Tuning cache reader for a prepared SynthVTG root."""
     return R2TuningFeatureReader(root, arch=TINY_CLIP_ARCH, num_layers=NUM_LAYERS)
+
+
+# FlashVTG reads the pooled tiny-CLIP embeddings: one video folder, QVHighlights-style text file names, no caps.
+SYNTHVTG_FLASHVTG_LAYOUT = FlashVTGFeatureLayout(
+    video_dirs=(FLASHVTG_VIDEO_DIR,), text_dir=FLASHVTG_TEXT_DIR, text_file="qid{qid}", max_video_len=-1,
+    max_query_len=-1, clip_len=2.0,
+)
+
+
+def synthvtg_flashvtg_reader(root: str | Path) -> FlashVTGFeatureReader:
+    """The FlashVTG feature reader (L2-normalised rows + TEF) for a prepared SynthVTG root."""
+    return FlashVTGFeatureReader(root, SYNTHVTG_FLASHVTG_LAYOUT)

@@ -6,7 +6,9 @@ the official evaluator's metrics, so both models train through the same code.
 
 Files in ``output_dir``: ``config.json`` (resolved ``TrainConfig``), ``last.pt`` (resume point, rewritten
 atomically at the end of every epoch and every ``checkpoint_every_steps`` steps), ``best.pt`` (best evaluation by
-``config.best_metric``), ``log.jsonl``, ``tensorboard/`` (optional).
+``config.best_metric``), ``best.safetensors``/``best.json`` and ``last.safetensors``/``last.json`` (the weights
+in vtgkit's checkpoint format, which ``vtgkit predict --checkpoint`` reads), ``log.jsonl``, ``tensorboard/``
+(optional).
 """
 
 from __future__ import annotations
@@ -127,6 +129,8 @@ class Trainer:
         stop = False
         while self.progress.epoch < self.config.epochs and not stop:
             stop = self._run_epoch()
+        if self.context.is_main:
+            self._export("last")
         self.log.close()
         return TrainResult(
             output_dir=self.output_dir,
@@ -268,6 +272,7 @@ class Trainer:
                            {"epoch": epoch + 1, "best_metric": value, "improved": improved, **metrics})
             if improved:
                 self._save("best.pt", include_training_state=False)
+                self._export("best")
             patience = config.early_stop_evals
             stop = patience is not None and self.best.evals_without_improvement >= patience
         distributed.barrier(self.context)
@@ -301,6 +306,20 @@ class Trainer:
             state["scaler"] = self.scaler.state_dict() if self.scaler is not None else None
             state["rng"] = rng_states
         save_atomic(state, self.output_dir / name)
+
+    def _export(self, name: str) -> None:
+        """``<name>.safetensors`` + ``<name>.json``: the weights in vtgkit's checkpoint format (``vtgkit predict``).
+
+        Written only for models that carry their config dataclass (the agreed model interface); a test model
+        without one keeps only the ``.pt`` checkpoints.
+        """
+        model_config = getattr(self.raw_model, "config", None)
+        if model_config is None or not dataclasses.is_dataclass(model_config):
+            return
+        from vtgkit.models.checkpoint_io import save_vtgkit_checkpoint
+
+        save_vtgkit_checkpoint(self.output_dir / f"{name}.safetensors", self.config.model, model_config,
+                               self.raw_model.state_dict())
 
     def _resume(self, path: Path) -> None:
         state = load_checkpoint(path)

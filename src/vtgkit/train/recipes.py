@@ -191,3 +191,22 @@ _SYNTH_R2 = TrainConfig(
     log_every_steps=5,
 )
 register_recipe(_SYNTH_R2)
+
+# FlashVTG on SynthVTG: the official model settings on the pooled tiny-CLIP embeddings (64 + 2 TEF wide).
+register_recipe(dataclasses.replace(
+    _FLASH_COMMON,
+    recipe="synthvtg-flashvtg",
+    model_preset="qvhighlights",
+    model_overrides={"video_dim": 66, "query_dim": 64, "max_video_len": -1, "max_query_len": -1},
+    dataset="synthvtg",
+    epochs=12,
+    batch_size=16,
+    lr=1e-3,
+    lr_drop=400,
+    flashvtg_loss_as_epoch=True,
+    eval_every_epochs=1,
+    eval_batch_size=1,  # the FlashVTG model evaluates one item at a time (spec flashvtg.md §1.4)
+    best_metric="MR-full-R1@0.5+HL-min-VeryGood-Hit1",
+    early_stop_evals=None,
+    log_every_steps=5,
+))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from torch.utils.data import ConcatDataset
 from vtgkit.data import GroundingDataset, collate_grounding, filter_min_duration
 from vtgkit.data.benchmarks import Benchmark
 from vtgkit.evaluation.postprocess import PostprocessConfig
+from vtgkit.structures import Batch, GroundingSample
 from vtgkit.train import distributed
 from vtgkit.train.checkpointing import load_checkpoint
 from vtgkit.train.config import TrainConfig
@@ -29,17 +31,50 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class DataSource:
+    """How one model family turns annotation samples into a dataset and batches.
+
+    ``build(samples, with_targets)`` returns a map-style dataset; ``collate`` turns a list of its items into a
+    ``Batch``; ``load`` parses an annotation file into ``GroundingSample``s.
+    """
+
+    load: Callable[[Path], list[GroundingSample]]
+    build: Callable[[list[GroundingSample], bool], Any]
+    collate: Callable[[list[Any]], Batch]
+
+
+@dataclass(frozen=True)
 class TrainingData:
     """Where a run's data is and how it is scored."""
 
-    benchmark: Benchmark
-    features: Any  # a FeatureSource (read_video / read_query), e.g. R2TuningFeatureReader
+    source: DataSource
     train_file: Path
     eval_file: Path  # selects the best checkpoint
     test_file: Path | None  # scored once with the best checkpoint (metrics.json); None: eval_file
     postprocess: PostprocessConfig
     evaluator_dataset: str  # vtgkit.evaluation.evaluate's dataset name for these annotation files
     evaluator_protocol: str | None = None  # None: that dataset's default protocol
+
+
+def r2tuning_source(benchmark: Benchmark, features: Any) -> DataSource:
+    """R²-Tuning cached CLIP tokens through ``GroundingDataset`` and the official collation."""
+    return DataSource(
+        load=benchmark.load,
+        build=lambda samples, with_targets: GroundingDataset(samples, features, benchmark, with_targets=with_targets),
+        collate=collate_grounding,
+    )
+
+
+def flashvtg_source(benchmark: Benchmark, reader: Any, label_kind: str, seed: int) -> DataSource:
+    """FlashVTG features (normalised + TEF) with its saliency labels, drawn once per item (data layer)."""
+    from vtgkit.data.flashvtg_batches import build_flashvtg_items, collate_flashvtg
+
+    return DataSource(
+        load=benchmark.load,
+        build=lambda samples, with_targets: build_flashvtg_items(
+            samples, reader, label_kind if with_targets else None, seed=seed),
+        collate=collate_flashvtg,
+    )
 
 
 def build_model(config: TrainConfig) -> torch.nn.Module:
@@ -50,28 +85,23 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
 
 
 def _train_dataset(config: TrainConfig, data: TrainingData) -> Any:
-    samples = data.benchmark.load(data.train_file)
+    samples = data.source.load(data.train_file)
     kept, skipped = filter_min_duration(samples, config.min_video_len)
     for reason, count in skipped.items():
         logger.warning("%s: skipped %d training samples: %s", data.train_file, count, reason)
-    dataset = GroundingDataset(kept, data.features, data.benchmark, with_targets=True)
+    dataset = data.source.build(kept, True)
     if config.repeat_train > 1:
         # spec r2-tuning.md §1.2: QVHighlights wraps its train set in RepeatDataset x4.
-        dataset = _Repeated(dataset, config.repeat_train)
+        dataset = ConcatDataset([dataset] * config.repeat_train)
     return dataset
-
-
-class _Repeated(ConcatDataset):
-    def __init__(self, dataset: Any, times: int) -> None:
-        super().__init__([dataset] * times)
 
 
 def score_split(model: torch.nn.Module, config: TrainConfig, data: TrainingData, path: Path,
                 device: torch.device) -> dict[str, Any]:
     """The official evaluator's JSON for ``model`` on the annotation file ``path``."""
-    samples = data.benchmark.load(path)
-    dataset = GroundingDataset(samples, data.features, data.benchmark, with_targets=False)
-    predictions = predict_records(model, dataset, collate_grounding, data.postprocess,
+    samples = data.source.load(path)
+    dataset = data.source.build(samples, False)
+    predictions = predict_records(model, dataset, data.source.collate, data.postprocess,
                                   batch_size=config.eval_batch_size, device=device)
     ground_truth = [sample.raw for sample in samples]
     return evaluate_records(data.evaluator_dataset, predictions, ground_truth, data.evaluator_protocol)
@@ -88,7 +118,7 @@ def run_training(config: TrainConfig, data: TrainingData, output_dir: str | Path
     def evaluate_fn(current: torch.nn.Module) -> dict[str, Any]:
         return flatten_metrics(score_split(current, config, data, data.eval_file, context.device))
 
-    trainer = Trainer(model, config, _train_dataset(config, data), collate_grounding, output_dir,
+    trainer = Trainer(model, config, _train_dataset(config, data), data.source.collate, output_dir,
                       evaluate_fn=evaluate_fn, context=context, progress_bar=progress_bar)
     result = trainer.fit(resume=resume)
     metrics = None

@@ -1,8 +1,9 @@
 """FlashVTG: Feature Layering and Adaptive Score Handling Network for Video Temporal Grounding.
 
 Paper: Cao et al., WACV 2025. Official code: github.com/Zhuo-Cao/FlashVTG at commit 25b9591 (reproduced as
-described in the project spec ``flashvtg.md``; section numbers in comments refer to it). The released weights are
-distributed by the authors under the repository's licence.
+described in the project spec ``flashvtg.md``; section numbers in comments refer to it). The official repository is
+MIT-licensed (with parts from CG-DETR / Moment-DETR, MIT, and R²-Tuning, BSD-3-Clause, per its licence file as seen in
+a public fork); the released checkpoints carry no separate licence statement there.
 
 Letters: B batch, T clips (padded), L query tokens (padded), nd dummy tokens, D hidden size, N candidates
 (Σ over pyramid levels of ⌊T / stride⌋).

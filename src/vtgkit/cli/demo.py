@@ -1,0 +1,118 @@
+"""``vtgkit demo``: grounding end to end, offline, on a shipped SynthVTG video with a small SynthVTG-trained model.
+
+Assets (``vtgkit/assets/``, made by the maintainers with ``vtgkit demo --build-assets``):
+
+* ``synthvtg_demo.mp4`` — one held-out SynthVTG test video (coloured shapes appearing and moving);
+* ``synthvtg_demo.json`` — its queries with their annotated windows;
+* ``synthvtg_r2tuning.safetensors`` + ``.json`` — R²-Tuning trained with ``vtgkit train synthvtg-r2tuning``;
+* ``synthvtg_tiny_clip.safetensors`` — the tiny random CLIP SynthVTG's features were extracted with.
+
+SynthVTG uses QVHighlights' settings (2-s clips, 2-s rounding, NMS 0.7), so the demo runs the same code path as a
+released checkpoint: decode, CLIP, R² model, post-processing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+VIDEO, QUERIES = "synthvtg_demo.mp4", "synthvtg_demo.json"
+CHECKPOINT, CLIP = "synthvtg_r2tuning.safetensors", "synthvtg_tiny_clip.safetensors"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="offline demo: ground queries in a shipped SynthVTG video with a small trained model",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--query", help="your own query instead of the shipped ones (e.g. 'the red circle')")
+    parser.add_argument("--top-k", type=int, default=3, help="moments per query (default 3)")
+    parser.add_argument("--report", type=Path, metavar="FILE", help="HTML report of the first query")
+    parser.add_argument("--cut", type=Path, metavar="DIR", help="write the first query's moments as video files")
+    parser.add_argument("--build-assets", nargs=2, metavar=("RUN_DIR", "SYNTH_ROOT"),
+                        help="maintainers: write the assets from a `vtgkit train synthvtg-r2tuning` run folder and "
+                             "its SynthVTG root, into --assets-dir")
+    parser.add_argument("--assets-dir", type=Path, default=ASSETS, help=argparse.SUPPRESS)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from vtgkit.errors import ConfigError
+
+    if args.build_assets:
+        build_demo_assets(Path(args.build_assets[0]), Path(args.build_assets[1]), args.assets_dir)
+        print(f"vtgkit demo: wrote the demo assets to {args.assets_dir}", file=sys.stderr)
+        return 0
+    folder = args.assets_dir
+    missing = [name for name in (VIDEO, QUERIES, CHECKPOINT, CHECKPOINT.replace(".safetensors", ".json"), CLIP)
+               if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(f"demo assets missing in {folder}: {', '.join(missing)} (this vtgkit build ships without "
+                          "them; maintainers create them with `vtgkit demo --build-assets RUN_DIR SYNTH_ROOT`)")
+    from vtgkit.api import Grounder
+    from vtgkit.moment_formats import format_table
+
+    grounder = Grounder.from_pretrained(folder / CHECKPOINT, clip_weights=folder / CLIP, benchmark="qvhighlights")
+    shipped = json.loads((folder / QUERIES).read_text(encoding="utf-8"))["queries"]
+    items = [{"query": args.query, "relevant_windows": []}] if args.query else shipped
+    video = folder / VIDEO
+    first = None
+    for item in items:
+        result = grounder.predict(video, item["query"])
+        first = first or (item["query"], result)
+        sys.stdout.write(format_table(result.moments[: args.top_k], query=item["query"]))
+        truth = ", ".join(f"{start:g}-{end:g} s" for start, end in item["relevant_windows"])
+        sys.stdout.write(f"annotated: {truth}\n\n" if truth else "\n")
+    if first is not None and (args.report or args.cut):
+        query, result = first
+        shown = result.moments[: args.top_k]
+        if args.cut:
+            from vtgkit.video_cut import cut_moments
+
+            for clip in cut_moments(video, shown, args.cut, overwrite=True):
+                print(f"vtgkit demo: wrote {clip.path}", file=sys.stderr)
+        if args.report:
+            from vtgkit.viz.report import write_report
+
+            write_report(args.report, video=video, query=query, moments=shown, saliency=result.highlights.saliency,
+                         clip_len=result.highlights.clip_len, duration=result.highlights.duration,
+                         top_k=max(len(shown), 1), details={"checkpoint": CHECKPOINT})
+            print(f"vtgkit demo: wrote {args.report}", file=sys.stderr)
+    return 0
+
+
+def build_demo_assets(run_dir: Path, synth_root: Path, assets: Path, max_queries: int = 3) -> None:
+    """Assets from a finished SynthVTG training run: best.pt → vtgkit format, the tiny CLIP, one test video."""
+    import json
+    import shutil
+
+    from vtgkit.errors import ConfigError
+    from vtgkit.models import create_model
+    from vtgkit.models.checkpoint_io import torch_load_safely
+    from vtgkit.models.r2tuning.convert import save_vtgkit
+
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    if config.get("model") != "r2tuning":
+        raise ConfigError(f"{run_dir}: a {config.get('model')!r} run; the demo needs synthvtg-r2tuning")
+    model = create_model("r2tuning", config["model_preset"], **config.get("model_overrides", {}))
+    checkpoint = run_dir / "best.pt" if (run_dir / "best.pt").is_file() else run_dir / "last.pt"
+    model.load_state_dict(torch_load_safely(checkpoint)["model"])
+    assets.mkdir(parents=True, exist_ok=True)
+    save_vtgkit(model.eval(), assets / CHECKPOINT)
+    shutil.copyfile(synth_root / "tiny_clip.safetensors", assets / CLIP)
+    records = [json.loads(line) for line in (synth_root / "synthvtg_test.jsonl").read_text().splitlines() if line]
+    if not records:
+        raise ConfigError(f"{synth_root}/synthvtg_test.jsonl has no records")
+    vid = records[0]["vid"]
+    chosen = [{"query": r["query"], "relevant_windows": r["relevant_windows"]} for r in records if r["vid"] == vid]
+    shutil.copyfile(synth_root / "videos" / f"{vid}.mp4", assets / VIDEO)
+    source = {"vid": vid, "run": str(run_dir.name), "checkpoint": checkpoint.name}
+    (assets / QUERIES).write_text(json.dumps({"source": source, "queries": chosen[:max_queries]}, indent=2) + "\n",
+                                  encoding="utf-8")
