@@ -26,6 +26,7 @@ raise a clear error (use ``vtgkit predict`` on extracted features).
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections import OrderedDict
@@ -38,8 +39,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from vtgkit.errors import CheckpointError, ConfigError, QueryError, VideoError
+from vtgkit.errors import ConfigError, QueryError, VideoError
 from vtgkit.evaluation.postprocess import PostprocessConfig, postprocess_boundaries
+from vtgkit.grounder_loading import check_clip_fits, clip_fingerprint, load_clip_for_grounding, load_grounding_model
 from vtgkit.grounding_inputs import (
     QueryScriptWarning,
     QueryTruncatedWarning,
@@ -140,21 +142,23 @@ class Grounder:
         clip: the CLIP whose layers the model reads (``vtgkit.features.clip_model.CLIP``).
         settings: clip rate, window and post-processing (:data:`CLIP_SETTINGS`).
         device: where CLIP and the model run; cached features stay on the CPU in float16.
-        precision: ``"fp32"`` (exact) or ``"bf16"`` (CPU autocast, ~3× faster CLIP, ~1 % feature error).
+        precision: ``"fp32"`` (exact) or ``"bf16"`` (CPU autocast, ~3× faster CLIP where the CPU has native bf16,
+            ~1 % feature error; ``vtgkit.features`` refuses it where bf16 would be emulated).
         pipeline: ``"extraction"`` or ``"inference-tool"`` (module docstring).
         window_seconds: override the window length (the training-video length of the benchmark).
         overlap_seconds: overlap of consecutive windows; default a third of the window.
         memory_cache_bytes: in-memory feature LRU budget; ``feature_cache_dir``: optional on-disk level.
         checkpoint: name shown in outputs; clip_source: identity of the CLIP weights in the feature-cache key
-            (default: a hash of some of its weights, :func:`clip_fingerprint`).
+            (default: a hash of some of its weights, ``grounder_loading.clip_fingerprint``).
         batch_frames: frames per CLIP forward.
+        progress: show a progress bar (clips) while a video is decoded and encoded.
     """
 
     def __init__(self, model: torch.nn.Module, clip: Any, settings: ClipSettings, *, device: str = "cpu",
                  precision: str = "fp32", pipeline: Pipeline = "extraction", window_seconds: float | None = None,
                  overlap_seconds: float | None = None, memory_cache_bytes: int = DEFAULT_MEMORY_BYTES,
                  feature_cache_dir: str | os.PathLike[str] | None = None, batch_frames: int = 16,
-                 checkpoint: str = "", clip_source: str = "") -> None:
+                 progress: bool = False, checkpoint: str = "", clip_source: str = "") -> None:
         from vtgkit.features.encoding import ClipEncoder
         from vtgkit.features.tokenizer import default_tokenizer
 
@@ -163,7 +167,7 @@ class Grounder:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.config = model.config
-        _check_clip_fits(clip, self.config)
+        check_clip_fits(clip, self.config)
         self.clip = clip.to(self.device)
         self.encoder = ClipEncoder(self.clip, "r2tuning", num_layers=self.config.num_layers, precision=precision)
         self.tokenizer = default_tokenizer()
@@ -172,12 +176,15 @@ class Grounder:
         self.pipeline = pipeline
         self.checkpoint = checkpoint
         window = settings.window_seconds if window_seconds is None else window_seconds
+        if not window > 0:
+            raise ConfigError(f"window must be > 0 seconds, got {window}")
         self.window_clips = min(max(1, round(window / settings.clip_len)), self.config.buffer_size)
         self.overlap_clips = None if overlap_seconds is None else round(overlap_seconds / settings.clip_len)
         if self.overlap_clips is not None and not 0 <= self.overlap_clips < self.window_clips:
             raise ConfigError(f"overlap {overlap_seconds} s must be >= 0 and shorter than the window "
                               f"({self.window_clips * settings.clip_len:g} s)")
         self.batch_frames = batch_frames
+        self.progress = progress
         self.cache = FeatureCache(memory_cache_bytes, feature_cache_dir)
         self._queries: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self.extractor_settings = {
@@ -203,7 +210,7 @@ class Grounder:
             preset: R²-Tuning preset for official files that are not released checkpoints (spec §11.1).
             cache_dir: cache root for checkpoints (``checkpoints/``), CLIP weights (``clip/``); default
                 ``$VTGKIT_CACHE`` or ``~/.cache/vtgkit``.
-            progress: show a download progress bar.
+            progress: show progress bars (downloads, and decoding + encoding of each new video).
             options: keyword arguments of :class:`Grounder` (device, precision, pipeline, window_seconds, ...).
 
         Raises:
@@ -211,13 +218,14 @@ class Grounder:
                 to place where), a CLIP that does not fit the model.
             ConfigError: a FlashVTG checkpoint (raw videos need SlowFast features, not supported yet).
         """
-        model, recorded_preset, source = _load_model(name_or_path, preset, cache_dir, progress)
+        model, recorded_preset, source = load_grounding_model(name_or_path, preset, cache_dir, progress)
         chosen = benchmark or (benchmark_of_preset(recorded_preset) if recorded_preset else None)
         if chosen is None:
             chosen = "qvhighlights" if model.config.use_coord_head else "tvsum"
         if chosen not in CLIP_SETTINGS:
             raise ConfigError(f"unknown benchmark {chosen!r}; choose one of {sorted(CLIP_SETTINGS)}")
-        clip, clip_source = _load_clip(clip_weights or model.config.clip_arch, cache_dir)
+        clip, clip_source = load_clip_for_grounding(clip_weights or model.config.clip_arch, cache_dir)
+        options.setdefault("progress", progress)
         return cls(model, clip, CLIP_SETTINGS[chosen], checkpoint=source, clip_source=clip_source, **options)
 
     # ------------------------------------------------------------------ public calls
@@ -286,10 +294,10 @@ class Grounder:
         sink = self.cache.tokens_path(key)
         if sink is not None:
             # Rows go straight to the cache file: memory stays flat whatever the video length.
-            num_clips = self._extract_to_file(path, sink)
+            num_clips = self._extract_to_file(path, sink, info.duration)
             duration = info.duration if info.duration else num_clips * self.clip_len
             return self.cache.put_file(key, self.clip_len, duration, record)
-        tokens = self._extract(path)
+        tokens = self._extract(path, info.duration)
         duration = info.duration if info.duration else tokens.shape[0] * self.clip_len
         return self.cache.put(key, VideoFeatures(tokens=tokens, clip_len=self.clip_len, duration=duration), record)
 
@@ -306,29 +314,35 @@ class Grounder:
             for frame in iter_frame_stride_frames(path, self.settings.fps):
                 yield inference_tool_input(frame, size=size)
 
-    def _encoded_batches(self, path: Path) -> Iterator[np.ndarray]:
+    def _encoded_batches(self, path: Path, duration: float | None) -> Iterator[np.ndarray]:
         """CLIP rows (n, K, P, D) float16 for batches of ``batch_frames`` frames, streamed."""
-        pending: list[torch.Tensor] = []
-        for image in self._frames(path):
-            pending.append(image)
-            if len(pending) == self.batch_frames:
-                yield self.encoder.encode_frames(torch.stack(pending).to(self.device))
-                pending.clear()
-        if pending:
-            yield self.encoder.encode_frames(torch.stack(pending).to(self.device))
+        from tqdm.auto import tqdm
 
-    def _extract(self, path: Path) -> np.ndarray:
-        chunks = list(self._encoded_batches(path))
+        pending: list[torch.Tensor] = []
+        total = math.ceil(duration * self.settings.fps) if duration else None
+        with tqdm(total=total, unit="clip", desc=path.name[:30], disable=not self.progress, leave=False) as bar:
+            for image in self._frames(path):
+                pending.append(image)
+                if len(pending) == self.batch_frames:
+                    yield self.encoder.encode_frames(torch.stack(pending).to(self.device))
+                    bar.update(len(pending))
+                    pending.clear()
+            if pending:
+                yield self.encoder.encode_frames(torch.stack(pending).to(self.device))
+                bar.update(len(pending))
+
+    def _extract(self, path: Path, duration: float | None) -> np.ndarray:
+        chunks = list(self._encoded_batches(path, duration))
         if not chunks:
             raise VideoError(f"{path}: no frame could be sampled at {self.settings.fps:g} fps")
         return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]  # (T, K, P, D) float16
 
-    def _extract_to_file(self, path: Path, target: Path) -> int:
+    def _extract_to_file(self, path: Path, target: Path, duration: float | None) -> int:
         from vtgkit.features.atomic_files import StreamingNpyWriter
 
         target.parent.mkdir(parents=True, exist_ok=True)
         with StreamingNpyWriter(target, np.float16, self.encoder.video_row_shape) as writer:
-            for rows in self._encoded_batches(path):
+            for rows in self._encoded_batches(path, duration):
                 writer.append(rows)
             if writer.rows == 0:
                 raise VideoError(f"{path}: no frame could be sampled at {self.settings.fps:g} fps")
@@ -395,80 +409,3 @@ class Grounder:
             moments = np.asarray(postprocess_boundaries(rows.float().cpu(), duration, self.settings.postprocess),
                                  dtype=np.float64).reshape(-1, 3)
         return saliency, moments
-
-
-# ---------------------------------------------------------------------- loading
-_FLASHVTG_UNSUPPORTED = ("FlashVTG is not supported yet for raw videos: it needs SlowFast + CLIP features and vtgkit "
-                         "cannot extract SlowFast features yet. Use `vtgkit predict --model flashvtg` on extracted "
-                         "features, or an R2-Tuning checkpoint (e.g. r2tuning-qvhighlights) for raw videos")
-
-
-def _load_model(name_or_path: str | os.PathLike[str], preset: str | None, cache_dir: Any,
-                progress: bool) -> tuple[torch.nn.Module, str | None, str]:
-    """(eval-mode R2Tuning, preset it was trained with if known, description of the source)."""
-    from vtgkit.pretrained import PRETRAINED, load_pretrained
-
-    text = os.fspath(name_or_path)
-    entry = PRETRAINED.get(text)
-    if entry is not None:
-        if entry.model != "r2tuning":
-            raise ConfigError(f"{entry.name}: {_FLASHVTG_UNSUPPORTED}")
-        loaded = load_pretrained(text, preset=preset, cache_dir=cache_dir, progress=progress)
-        return loaded.model, preset or entry.preset, entry.name
-    path = Path(text).expanduser()
-    if path.is_dir() or path.suffix in {".safetensors", ".json"}:
-        from vtgkit.models.checkpoint_io import load_vtgkit_checkpoint
-        from vtgkit.models.r2tuning.convert import load_vtgkit
-
-        model_name, _, _ = load_vtgkit_checkpoint(path.with_suffix(".safetensors") if path.suffix == ".json" else path)
-        if model_name != "r2tuning":
-            raise ConfigError(f"{path}: a {model_name} checkpoint; {_FLASHVTG_UNSUPPORTED}")
-        return load_vtgkit(path.with_suffix(".safetensors") if path.suffix == ".json" else path), preset, str(path)
-    if path.suffix == ".ckpt":  # FlashVTG's released files are model_best.ckpt (spec flashvtg.md §9)
-        raise ConfigError(f"{path}: a FlashVTG checkpoint (.ckpt); {_FLASHVTG_UNSUPPORTED}")
-    loaded = load_pretrained(path, model="r2tuning", preset=preset, cache_dir=cache_dir, progress=progress)
-    recorded = preset or (loaded.entry.preset if loaded.entry is not None else None)
-    return loaded.model, recorded, str(loaded.path)
-
-
-def _load_clip(weights: str | os.PathLike[str], cache_dir: Any) -> tuple[Any, str]:
-    """(frozen CLIP, identity string for the feature-cache key: resolved file + size + mtime)."""
-    from vtgkit.features.clip_weights import download_weights, load_clip
-
-    text = os.fspath(weights)
-    path = Path(text).expanduser()
-    if not path.is_file():
-        if not text.startswith("ViT-"):
-            raise CheckpointError(f"CLIP weights {text}: no such file (give a weight file or an OpenAI arch name "
-                                  "such as ViT-B/32)")
-        try:
-            path = download_weights(text, Path(cache_dir) / "clip" if cache_dir is not None else None)
-        except ConfigError as error:
-            raise CheckpointError(f"the checkpoint needs CLIP {text}, which vtgkit cannot download ({error}); "
-                                  "pass its weight file with clip_weights= / --clip-weights") from error
-    stat = path.stat()
-    return load_clip(path), f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def clip_fingerprint(clip: Any) -> str:
-    """sha256 of a CLIP's patch embedding, positional embeddings and first text block: tells weight files apart
-    for the feature-cache key when the CLIP did not come from a file (hashing all ~600 MB would take seconds)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for tensor in (clip.visual.conv1.weight, clip.visual.positional_embedding, clip.positional_embedding,
-                   clip.transformer.resblocks[0].attn.in_proj_weight):
-        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-    return "weights-sha256:" + digest.hexdigest()
-
-
-def _check_clip_fits(clip: Any, config: Any) -> None:
-    found = (clip.config.vision_width, clip.config.tokens_per_image, clip.config.transformer_width)
-    expected = (config.video_dims, config.tokens_per_frame, config.query_dims)
-    if found != expected:
-        raise CheckpointError(
-            f"the CLIP weights give (visual width, tokens per frame, text width) = {found} but the checkpoint expects "
-            f"{expected} (CLIP {config.clip_arch}); pass the matching --clip-weights")
-    layers = min(clip.config.vision_layers, clip.config.transformer_layers) + 1
-    if config.num_layers > layers:
-        raise CheckpointError(f"the checkpoint reads {config.num_layers} CLIP layers but this CLIP has {layers}")

@@ -42,7 +42,8 @@ def test_demo_builds_assets_and_runs(run_vtgkit, grounding_assets: dict[str, Pat
     pytest.importorskip("av")
     run, root = fake_synthvtg_run(tmp_path, write_video(tmp_path / "v.mp4", seconds=20.0))
     assets = tmp_path / "assets"
-    code, _, err = run_vtgkit("demo", "--build-assets", str(run), str(root), "--assets-dir", str(assets), model=False)
+    code, _, err = run_vtgkit("demo", "--build-assets", str(run), "--synth-root", str(root),
+                              "--assets-dir", str(assets), model=False)
     assert code == 0, err
     assert sorted(path.name for path in assets.iterdir()) == [
         "synthvtg_demo.json", "synthvtg_demo.mp4", "synthvtg_r2tuning.json", "synthvtg_r2tuning.safetensors",

@@ -45,6 +45,7 @@ def test_batched_truncated_queries_equal_single_full_length(encoder: ClipEncoder
                                    atol=2e-4)
 
 
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no native bf16")
 def test_bf16_is_close_to_fp32() -> None:
     model = build_clip(random_clip_state_dict(TINY_CLIP))
     images = torch.randn(4, 3, 224, 224)
@@ -67,6 +68,12 @@ def test_presets_name_the_official_folders() -> None:
     assert {p.layout for p in PRESETS.values()} == {"r2tuning", "flashvtg"}
     with pytest.raises(ConfigError, match="unknown extraction preset"):
         get_preset("nope")
+
+
+@pytest.mark.skipif(torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has native bf16")
+def test_bf16_is_refused_without_native_support() -> None:
+    with pytest.raises(ConfigError, match="native bf16"):
+        ClipEncoder(build_clip(random_clip_state_dict(TINY_CLIP)), "r2tuning", 2, "bf16")
 
 
 def test_too_many_layers_is_refused() -> None:

@@ -1,6 +1,7 @@
 """``vtgkit demo``: grounding end to end, offline, on a shipped SynthVTG video with a small SynthVTG-trained model.
 
-Assets (``vtgkit/assets/``, made by the maintainers with ``vtgkit demo --build-assets``):
+Assets (``vtgkit/assets/``, made by the maintainers with
+``vtgkit train synthvtg-r2tuning --output RUN && vtgkit demo --build-assets RUN``):
 
 * ``synthvtg_demo.mp4`` — one held-out SynthVTG test video (coloured shapes appearing and moving);
 * ``synthvtg_demo.json`` — its queries with their annotated windows;
@@ -34,9 +35,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--top-k", type=int, default=3, help="moments per query (default 3)")
     parser.add_argument("--report", type=Path, metavar="FILE", help="HTML report of the first query")
     parser.add_argument("--cut", type=Path, metavar="DIR", help="write the first query's moments as video files")
-    parser.add_argument("--build-assets", nargs=2, metavar=("RUN_DIR", "SYNTH_ROOT"),
-                        help="maintainers: write the assets from a `vtgkit train synthvtg-r2tuning` run folder and "
-                             "its SynthVTG root, into --assets-dir")
+    parser.add_argument("--build-assets", type=Path, metavar="RUN_DIR",
+                        help="maintainers: write the assets from a `vtgkit train synthvtg-r2tuning --output RUN_DIR` "
+                             "run (its SynthVTG data in RUN_DIR/synthvtg unless --synth-root) into --assets-dir")
+    parser.add_argument("--synth-root", type=Path, help="SynthVTG folder of the run (default RUN_DIR/synthvtg)")
     parser.add_argument("--assets-dir", type=Path, default=ASSETS, help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
 
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from vtgkit.errors import ConfigError
 
     if args.build_assets:
-        build_demo_assets(Path(args.build_assets[0]), Path(args.build_assets[1]), args.assets_dir)
+        build_demo_assets(args.build_assets, args.synth_root or args.build_assets / "synthvtg", args.assets_dir)
         print(f"vtgkit demo: wrote the demo assets to {args.assets_dir}", file=sys.stderr)
         return 0
     folder = args.assets_dir
@@ -55,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
                if not (folder / name).is_file()]
     if missing:
         raise ConfigError(f"demo assets missing in {folder}: {', '.join(missing)} (this vtgkit build ships without "
-                          "them; maintainers create them with `vtgkit demo --build-assets RUN_DIR SYNTH_ROOT`)")
+                          "them; maintainers create them with `vtgkit train synthvtg-r2tuning --output RUN` "
+                          "then `vtgkit demo --build-assets RUN`)")
     from vtgkit.api import Grounder
     from vtgkit.moment_formats import format_table
 

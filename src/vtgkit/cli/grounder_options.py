@@ -34,7 +34,8 @@ def add_grounder_arguments(parser: argparse.ArgumentParser, top_k: int = 5) -> N
                                            "of the checkpoint's: qvhighlights, charades_sta, tacos, ego4d_nlq, "
                                            "youtube_highlights, tvsum")
     group.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                       help="fp32 (exact, default) or bf16 autocast (~3x faster CLIP on CPU, ~1%% feature error)")
+                       help="fp32 (exact, default) or bf16 autocast (~3x faster CLIP on CPUs with native bf16, ~1%% "
+                            "feature error; refused where bf16 would be emulated)")
     group.add_argument("--pipeline", choices=("extraction", "inference-tool"), default="extraction",
                        help="frame sampling: the official feature-extraction tool (what checkpoints were trained "
                             "on, default) or the official single-video tools/inference.py")

@@ -29,12 +29,16 @@ class ClipEncoder:
         layout: ``"r2tuning"`` or ``"flashvtg"``.
         num_layers: K (R²-Tuning).
         precision: ``"fp32"`` (exact, the default and what reproduces the official files) or ``"bf16"``
-            (CPU autocast, ~3× faster, ~1 % relative error: cpu-performance.md §2.1).
+            (CPU autocast, ~1 % relative error; ~3× faster on CPUs with native bf16 (AVX-512 BF16 / AMX,
+            cpu-performance.md §2.1) but ~6× *slower* without them: measured on an AVX2-only CPU, so refused there).
     """
 
     def __init__(self, model: CLIP, layout: str, num_layers: int = 4, precision: str = "fp32") -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+        if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            raise ConfigError("bf16 needs a CPU with native bf16 (AVX-512 BF16 or AMX); this one would emulate it "
+                              "several times slower than fp32: use --precision fp32")
         depth = model.config.vision_layers
         if layout == "r2tuning" and not 1 <= num_layers <= min(depth, model.config.transformer_layers) + 1:
             raise ConfigError(f"--layers {num_layers}: this CLIP has {depth} vision and "

@@ -338,8 +338,11 @@ class R2Block(nn.Module):
             # The visual side of every step does not depend on the query: map each distinct video once.
             representatives, inverse = group_identical_rows(video, video_mask)
             inverse = inverse.to(video.device)
-            unique_video = video[representatives]
-            unique_tef = None if tef is None else tef[representatives]
+            if len(representatives) == batch:  # nothing shared: avoid copying the whole batch
+                unique_video, unique_tef = video, tef
+            else:
+                unique_video = video[representatives]
+                unique_tef = None if tef is None else tef[representatives]
         for step in self.steps():
             if fast:
                 v = self.map_video_fast(unique_video[:, :, first + step], unique_tef)  # (U, T, P, D)

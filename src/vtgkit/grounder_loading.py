@@ -1,0 +1,88 @@
+"""What ``Grounder.from_pretrained`` loads: the R²-Tuning model (released name, official .pth or vtgkit checkpoint)
+and a CLIP that fits it. FlashVTG checkpoints are refused here with the reason (no SlowFast extraction yet).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vtgkit.errors import CheckpointError, ConfigError
+
+_FLASHVTG_UNSUPPORTED = ("FlashVTG is not supported yet for raw videos: it needs SlowFast + CLIP features and vtgkit "
+                         "cannot extract SlowFast features yet. Use `vtgkit predict --model flashvtg` on extracted "
+                         "features, or an R2-Tuning checkpoint (e.g. r2tuning-qvhighlights) for raw videos")
+
+
+def load_grounding_model(name_or_path: str | os.PathLike[str], preset: str | None, cache_dir: Any,
+                         progress: bool) -> tuple[torch.nn.Module, str | None, str]:
+    """(eval-mode R2Tuning, preset it was trained with if known, description of the source)."""
+    from vtgkit.pretrained import PRETRAINED, load_pretrained
+
+    text = os.fspath(name_or_path)
+    entry = PRETRAINED.get(text)
+    if entry is not None:
+        if entry.model != "r2tuning":
+            raise ConfigError(f"{entry.name}: {_FLASHVTG_UNSUPPORTED}")
+        loaded = load_pretrained(text, preset=preset, cache_dir=cache_dir, progress=progress)
+        return loaded.model, preset or entry.preset, entry.name
+    path = Path(text).expanduser()
+    if path.is_dir() or path.suffix in {".safetensors", ".json"}:
+        from vtgkit.models.checkpoint_io import load_vtgkit_checkpoint
+        from vtgkit.models.r2tuning.convert import load_vtgkit
+
+        model_name, _, _ = load_vtgkit_checkpoint(path.with_suffix(".safetensors") if path.suffix == ".json" else path)
+        if model_name != "r2tuning":
+            raise ConfigError(f"{path}: a {model_name} checkpoint; {_FLASHVTG_UNSUPPORTED}")
+        return load_vtgkit(path.with_suffix(".safetensors") if path.suffix == ".json" else path), preset, str(path)
+    if path.suffix == ".ckpt":  # FlashVTG's released files are model_best.ckpt (spec flashvtg.md §9)
+        raise ConfigError(f"{path}: a FlashVTG checkpoint (.ckpt); {_FLASHVTG_UNSUPPORTED}")
+    loaded = load_pretrained(path, model="r2tuning", preset=preset, cache_dir=cache_dir, progress=progress)
+    recorded = preset or (loaded.entry.preset if loaded.entry is not None else None)
+    return loaded.model, recorded, str(loaded.path)
+
+
+def load_clip_for_grounding(weights: str | os.PathLike[str], cache_dir: Any) -> tuple[Any, str]:
+    """(frozen CLIP, identity string for the feature-cache key: resolved file + size + mtime)."""
+    from vtgkit.features.clip_weights import download_weights, load_clip
+
+    text = os.fspath(weights)
+    path = Path(text).expanduser()
+    if not path.is_file():
+        if not text.startswith("ViT-"):
+            raise CheckpointError(f"CLIP weights {text}: no such file (give a weight file or an OpenAI arch name "
+                                  "such as ViT-B/32)")
+        try:
+            path = download_weights(text, Path(cache_dir) / "clip" if cache_dir is not None else None)
+        except ConfigError as error:
+            raise CheckpointError(f"the checkpoint needs CLIP {text}, which vtgkit cannot download ({error}); "
+                                  "pass its weight file with clip_weights= / --clip-weights") from error
+    stat = path.stat()
+    return load_clip(path), f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def clip_fingerprint(clip: Any) -> str:
+    """sha256 of a CLIP's patch embedding, positional embeddings and first text block: tells weight files apart
+    for the feature-cache key when the CLIP did not come from a file (hashing all ~600 MB would take seconds)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for tensor in (clip.visual.conv1.weight, clip.visual.positional_embedding, clip.positional_embedding,
+                   clip.transformer.resblocks[0].attn.in_proj_weight):
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return "weights-sha256:" + digest.hexdigest()
+
+
+def check_clip_fits(clip: Any, config: Any) -> None:
+    found = (clip.config.vision_width, clip.config.tokens_per_image, clip.config.transformer_width)
+    expected = (config.video_dims, config.tokens_per_frame, config.query_dims)
+    if found != expected:
+        raise CheckpointError(
+            f"the CLIP weights give (visual width, tokens per frame, text width) = {found} but the checkpoint expects "
+            f"{expected} (CLIP {config.clip_arch}); pass the matching --clip-weights")
+    layers = min(clip.config.vision_layers, clip.config.transformer_layers) + 1
+    if config.num_layers > layers:
+        raise CheckpointError(f"the checkpoint reads {config.num_layers} CLIP layers but this CLIP has {layers}")
