@@ -28,6 +28,16 @@ def require_path(path: Path, what: str) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _one_thread():
+    """Tests use tiny tensors, which gain nothing from threads; OpenMP spin-waiting makes two threads tens of times
+    slower when the machine is busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
 def _seed_everything() -> None:
     random.seed(0)
     np.random.seed(0)

@@ -17,16 +17,6 @@ TINY = {"video_dims": 12, "query_dims": 10, "tokens_per_frame": 5, "num_layers":
         "num_heads": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and OpenMP spin-waits make 2 threads ~50x slower when the shared
-    machine is oversubscribed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_model(preset: str = "qvhighlights", **overrides: object) -> R2Tuning:
     return create_model("r2tuning", preset, **{**TINY, **overrides})
 

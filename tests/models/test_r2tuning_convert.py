@@ -25,14 +25,6 @@ from vtgkit.models.r2tuning.convert import (
 TINY = {"num_layers": 2, "hidden_dims": 16, "ffn_ratio": 2}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _randomised(preset: str = "qvhighlights"):
     model = create_model("r2tuning", preset, **TINY)
     with torch.no_grad():

@@ -31,16 +31,6 @@ LOSS_RTOL, LOSS_ATOL = 1e-5, 1e-6
 GRAD_RTOL, GRAD_ATOL = 1e-4, 1e-6
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and OpenMP spin-waits make 2 threads ~50x slower when the shared
-    machine is oversubscribed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _oracle_file(name: str) -> Path:
     return require_path(ORACLE / name, f"R2-Tuning oracle file {name}")
 
