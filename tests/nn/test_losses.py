@@ -57,3 +57,24 @@ def test_info_nce_is_symmetric_cross_entropy() -> None:
         (F.cross_entropy(logits[k], target) + F.cross_entropy(logits[k].t(), target)) / 2 for k in range(3)
     ) / 3
     torch.testing.assert_close(info_nce_loss(a, b, 10.0), expected)
+
+
+def test_sampled_nce_gradient_is_finite_when_a_clip_is_excluded_in_every_sample() -> None:
+    # Clip 2 is padding in both samples: the official all-columns softmax gives NaN gradients here (issue: non-finite
+    # training steps); the value must stay the one of the official formula.
+    video = torch.randn(2, 3, 4, requires_grad=True)
+    query = torch.randn(2, 1, 4, requires_grad=True)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 0]])
+    saliency = torch.tensor([[0.5, 0.9, 0.0], [0.3, 0.3, 0.0]])
+    pos = torch.tensor([1, 0])
+    scale = 1 / 0.07
+    loss = sampled_nce_loss(video, query, mask, saliency, pos, scale)
+    loss.backward()
+    assert torch.isfinite(video.grad).all() and torch.isfinite(query.grad).all()
+
+    sim = F.cosine_similarity(video, query, dim=-1).detach() * scale
+    allowed = (saliency <= saliency[torch.arange(2), pos].unsqueeze(-1)) & (mask > 0)
+    sim = sim.masked_fill(~allowed, float("-inf"))
+    rows = torch.arange(2)
+    official = -F.log_softmax(sim, 1)[rows, pos].mean() - F.log_softmax(sim.t(), 1)[pos, rows].mean()
+    torch.testing.assert_close(loss.detach(), official)

@@ -80,7 +80,12 @@ def sampled_nce_loss(
     if row:
         loss = loss - F.log_softmax(sim, dim=1)[batch_index, pos_clip].mean()
     if col:
-        loss = loss - F.log_softmax(sim.t(), dim=1)[pos_clip, batch_index].mean()
+        # Only the B columns at the positive clips enter the loss, so take them before the softmax: the official code
+        # normalises every column, and a clip position excluded in every sample (padding, or more salient than each
+        # positive) is an all -inf column whose backward is NaN and poisons every gradient although the loss value is
+        # finite. Same value, and the same gradient wherever the official one is finite.
+        columns = sim.t()[pos_clip]  # (B, B): row b = clip p_b of every sample
+        loss = loss - F.log_softmax(columns, dim=1)[batch_index, batch_index].mean()
     return loss
 
 
