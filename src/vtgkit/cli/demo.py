@@ -5,8 +5,14 @@ Assets (``vtgkit/assets/``, made by the maintainers with
 
 * ``synthvtg_demo.mp4`` — one held-out SynthVTG test video (coloured shapes appearing and moving);
 * ``synthvtg_demo.json`` — its queries with their annotated windows;
-* ``synthvtg_r2tuning.safetensors`` + ``.json`` — R²-Tuning trained with ``vtgkit train synthvtg-r2tuning``;
-* ``synthvtg_tiny_clip.safetensors`` — the tiny random CLIP SynthVTG's features were extracted with.
+* ``synthvtg_r2tuning.safetensors`` + ``.json`` — R²-Tuning trained with ``vtgkit train synthvtg-r2tuning``.
+
+The tiny random CLIP SynthVTG's features were extracted with is not shipped (its 49408-row token table alone is
+12 MB): the demo rebuilds it from its seed (``vtgkit.synth.tiny_clip.build_tiny_clip``) and checks the sha256 of its
+weights, recorded in ``synthvtg_demo.json``, before using it; the rebuilt file is kept in the vtgkit cache.
+
+The real R²-Tuning checkpoints and CLIP weights are not needed here; with a network, ``Grounder.from_pretrained``
+downloads them (``vtgkit ground VIDEO "query"``).
 
 SynthVTG uses QVHighlights' settings (2-s clips, 2-s rounding, NMS 0.7), so the demo runs the same code path as a
 released checkpoint: decode, CLIP, R² model, post-processing.
@@ -24,6 +30,45 @@ VIDEO, QUERIES = "synthvtg_demo.mp4", "synthvtg_demo.json"
 CHECKPOINT, CLIP = "synthvtg_r2tuning.safetensors", "synthvtg_tiny_clip.safetensors"
 
 
+def clip_weights_digest(state: dict[str, Any]) -> str:
+    """sha256 over the names, shapes and bytes of a state dict's tensors, in name order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().contiguous().cpu()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def rebuild_tiny_clip(seed: int, expected_sha256: str) -> Path:
+    """The demo's tiny CLIP, rebuilt from its seed into the vtgkit cache and verified against the recorded digest."""
+    import os
+
+    from safetensors.torch import save_file
+
+    from vtgkit.errors import ConfigError
+    from vtgkit.synth.tiny_clip import build_tiny_clip
+
+    cache = Path(os.environ.get("VTGKIT_CACHE", Path.home() / ".cache" / "vtgkit")) / "demo"
+    target = cache / f"tiny_clip_seed{seed}_{expected_sha256[:12]}.safetensors"
+    if target.is_file():
+        return target
+    state = build_tiny_clip(seed).state_dict()
+    found = clip_weights_digest(state)
+    if found != expected_sha256:
+        raise ConfigError(f"the demo's tiny CLIP rebuilt from seed {seed} has sha256 {found}, not the recorded "
+                          f"{expected_sha256} (another torch version draws other random numbers); rebuild the "
+                          "demo assets with `vtgkit train synthvtg-r2tuning --output RUN` then "
+                          "`vtgkit demo --build-assets RUN`")
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    save_file({key: value.contiguous() for key, value in state.items()}, str(partial))
+    partial.replace(target)
+    return target
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo",
@@ -33,6 +78,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--query", help="your own query instead of the shipped ones (e.g. 'the red circle')")
     parser.add_argument("--top-k", type=int, default=3, help="moments per query (default 3)")
+    parser.add_argument("--output", type=Path, metavar="DIR", help="write the HTML report of the first query to "
+                        "DIR/report.html")
     parser.add_argument("--report", type=Path, metavar="FILE", help="HTML report of the first query")
     parser.add_argument("--cut", type=Path, metavar="DIR", help="write the first query's moments as video files")
     parser.add_argument("--build-assets", type=Path, metavar="RUN_DIR",
@@ -53,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"vtgkit demo: wrote the demo assets to {args.assets_dir}", file=sys.stderr)
         return 0
     folder = args.assets_dir
-    missing = [name for name in (VIDEO, QUERIES, CHECKPOINT, CHECKPOINT.replace(".safetensors", ".json"), CLIP)
+    missing = [name for name in (VIDEO, QUERIES, CHECKPOINT, CHECKPOINT.replace(".safetensors", ".json"))
                if not (folder / name).is_file()]
     if missing:
         raise ConfigError(f"demo assets missing in {folder}: {', '.join(missing)} (this vtgkit build ships without "
@@ -62,8 +109,10 @@ def run(args: argparse.Namespace) -> int:
     from vtgkit.api import Grounder
     from vtgkit.moment_formats import format_table
 
-    grounder = Grounder.from_pretrained(folder / CHECKPOINT, clip_weights=folder / CLIP, benchmark="qvhighlights")
-    shipped = json.loads((folder / QUERIES).read_text(encoding="utf-8"))["queries"]
+    manifest = json.loads((folder / QUERIES).read_text(encoding="utf-8"))
+    clip_weights = rebuild_tiny_clip(manifest["clip"]["seed"], manifest["clip"]["sha256"])
+    grounder = Grounder.from_pretrained(folder / CHECKPOINT, clip_weights=clip_weights, benchmark="qvhighlights")
+    shipped = manifest["queries"]
     items = [{"query": args.query, "relevant_windows": []}] if args.query else shipped
     video = folder / VIDEO
     first = None
@@ -73,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(format_table(result.moments[: args.top_k], query=item["query"]))
         truth = ", ".join(f"{start:g}-{end:g} s" for start, end in item["relevant_windows"])
         sys.stdout.write(f"annotated: {truth}\n\n" if truth else "\n")
+    if args.output and not args.report:
+        args.report = args.output / "report.html"
     if first is not None and (args.report or args.cut):
         query, result = first
         shown = result.moments[: args.top_k]
@@ -84,10 +135,14 @@ def run(args: argparse.Namespace) -> int:
         if args.report:
             from vtgkit.viz.report import write_report
 
+            args.report.parent.mkdir(parents=True, exist_ok=True)
             write_report(args.report, video=video, query=query, moments=shown, saliency=result.highlights.saliency,
                          clip_len=result.highlights.clip_len, duration=result.highlights.duration,
                          top_k=max(len(shown), 1), details={"checkpoint": CHECKPOINT})
             print(f"vtgkit demo: wrote {args.report}", file=sys.stderr)
+    print("vtgkit demo: this is a tiny model trained on synthetic videos; the released R2-Tuning checkpoints and "
+          "the CLIP weights are downloaded by Grounder.from_pretrained / `vtgkit ground VIDEO \"query\"` where "
+          "there is a network", file=sys.stderr)
     return 0
 
 
@@ -109,7 +164,11 @@ def build_demo_assets(run_dir: Path, synth_root: Path, assets: Path, max_queries
     model.load_state_dict(torch_load_safely(checkpoint)["model"])
     assets.mkdir(parents=True, exist_ok=True)
     save_vtgkit(model.eval(), assets / CHECKPOINT)
-    shutil.copyfile(synth_root / "tiny_clip.safetensors", assets / CLIP)
+    from safetensors.torch import load_file
+
+    summary = json.loads((synth_root / "synthvtg.json").read_text(encoding="utf-8"))
+    clip_record = {"seed": summary["features"]["clip_seed"],
+                   "sha256": clip_weights_digest(load_file(str(synth_root / "tiny_clip.safetensors")))}
     records = [json.loads(line) for line in (synth_root / "synthvtg_test.jsonl").read_text().splitlines() if line]
     if not records:
         raise ConfigError(f"{synth_root}/synthvtg_test.jsonl has no records")
@@ -117,5 +176,5 @@ def build_demo_assets(run_dir: Path, synth_root: Path, assets: Path, max_queries
     chosen = [{"query": r["query"], "relevant_windows": r["relevant_windows"]} for r in records if r["vid"] == vid]
     shutil.copyfile(synth_root / "videos" / f"{vid}.mp4", assets / VIDEO)
     source = {"vid": vid, "run": str(run_dir.name), "checkpoint": checkpoint.name}
-    (assets / QUERIES).write_text(json.dumps({"source": source, "queries": chosen[:max_queries]}, indent=2) + "\n",
-                                  encoding="utf-8")
+    manifest = {"source": source, "clip": clip_record, "queries": chosen[:max_queries]}
+    (assets / QUERIES).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
