@@ -76,7 +76,7 @@ def test_download_verifies_and_places_atomically(tmp_path: Path) -> None:
     entry = _entry(tmp_path, payload)
     path = pretrained.download(entry, cache_dir=tmp_path / "cache", progress=False)
     assert path.read_bytes() == payload
-    assert [p.name for p in path.parent.iterdir()] == ["fake.pth"]  # no leftover .part file
+    assert [p.name for p in path.parent.iterdir()] == ["fake.pth"]  # no leftover partial file
     # A second call uses the cache (the source may be gone).
     (tmp_path / "served" / "fake-00000000.pth").unlink()
     assert pretrained.download(entry, cache_dir=tmp_path / "cache", progress=False) == path
@@ -115,7 +115,7 @@ def test_offline_error_says_what_to_place_where(tmp_path: Path) -> None:
     target = tmp_path / "cache" / "checkpoints" / entry.name / entry.filename
     assert "could not download test-fake" in message
     assert entry.url in message and str(target) in message
-    assert not any((tmp_path / "cache").rglob("*.part"))
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]  # no partial download left
 
 
 def test_offline_via_monkeypatched_urlopen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vtgkit.atomic_files import PARTIAL_PREFIX
 from vtgkit.video_feature_cache import FeatureCache, VideoFeatures, video_cache_key
 
 
@@ -38,7 +39,7 @@ def test_disk_level_round_trip_and_incomplete_entries(tmp_path: Path) -> None:
     assert (again.clip_len, again.duration) == (2.0, 9.5)
     (tmp_path / "k.json").unlink()  # tokens without their .json: an interrupted write, never a hit
     assert FeatureCache(directory=tmp_path).get("k") is None
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(PARTIAL_PREFIX)]
 
 
 def test_key_changes_with_file_and_settings(tmp_path: Path) -> None:

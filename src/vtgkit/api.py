@@ -338,7 +338,7 @@ class Grounder:
         return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]  # (T, K, P, D) float16
 
     def _extract_to_file(self, path: Path, target: Path, duration: float | None) -> int:
-        from vtgkit.features.atomic_files import StreamingNpyWriter
+        from vtgkit.atomic_files import StreamingNpyWriter
 
         target.parent.mkdir(parents=True, exist_ok=True)
         with StreamingNpyWriter(target, np.float16, self.encoder.video_row_shape) as writer:

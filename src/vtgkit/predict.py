@@ -14,11 +14,8 @@ outside the model's supported length) are never dropped silently: each becomes a
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from vtgkit import predict_flashvtg
+from vtgkit.atomic_files import atomic_write
 from vtgkit.data.benchmarks import Benchmark
 from vtgkit.data.collate import collate_grounding
 from vtgkit.data.domain_splits import select_domain_split
@@ -322,18 +320,9 @@ def load_samples(
 def write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> Path:
     """Write one JSON object per line atomically (a temporary file beside ``path``, renamed when complete)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".tmp", delete=False)
-    try:
-        with handle:
-            for record in records:
-                handle.write(json.dumps(record) + "\n")
-        os.replace(handle.name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(handle.name)
-        raise
+    with atomic_write(path, "w", encoding="utf-8") as file:
+        for record in records:
+            file.write(json.dumps(record) + "\n")
     return path
 
 

@@ -22,7 +22,6 @@ import difflib
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import IO, Any
 from urllib.error import HTTPError, URLError
 from urllib.request import urlopen
 
+from vtgkit.atomic_files import atomic_write
 from vtgkit.errors import CheckpointError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -255,32 +255,27 @@ def download(
 
 
 def _download_verified(entry: PretrainedCheckpoint, url: str, target: Path, progress: bool) -> None:
-    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{entry.filename}.", suffix=".part", delete=False)
-    partial = Path(handle.name)
+    # atomic_write renames the file onto ``target`` only when the block ends without an error (size and hash
+    # checked): the cache never holds a half or unverified file, and the partial file is always deleted.
     try:
-        with handle:
-            digest, size = _stream_to(url, handle, progress, desc=entry.filename)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if entry.size_bytes is not None and size != entry.size_bytes:
-            raise CheckpointError(
-                f"downloaded {size} bytes from {url}, expected {entry.size_bytes}; the download was cut short "
-                f"or the file changed upstream. Nothing was kept; {_manual_instructions(entry, target)}"
-            )
-        if not hash_matches(entry, digest):
-            raise CheckpointError(
-                f"sha256 of the file downloaded from {url} is {digest}, expected "
-                f"{describe_expected_hash(entry)}; the partial file was deleted. Retry, or "
-                f"{_manual_instructions(entry, target)}"
-            )
-        os.replace(partial, target)  # atomic within one file system: the cache never holds a half file
+        with atomic_write(target, "wb") as sink:
+            digest, size = _stream_to(url, sink, progress, desc=entry.filename)
+            if entry.size_bytes is not None and size != entry.size_bytes:
+                raise CheckpointError(
+                    f"downloaded {size} bytes from {url}, expected {entry.size_bytes}; the download was cut short "
+                    f"or the file changed upstream. Nothing was kept; {_manual_instructions(entry, target)}"
+                )
+            if not hash_matches(entry, digest):
+                raise CheckpointError(
+                    f"sha256 of the file downloaded from {url} is {digest}, expected "
+                    f"{describe_expected_hash(entry)}; the partial file was deleted. Retry, or "
+                    f"{_manual_instructions(entry, target)}"
+                )
     except (URLError, HTTPError, OSError, TimeoutError) as error:
         raise CheckpointError(
             f"could not download {entry.name} ({_reason(error)}); to use it offline, "
             f"{_manual_instructions(entry, target)}"
         ) from error
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _reason(error: BaseException) -> str:

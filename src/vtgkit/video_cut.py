@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from vtgkit.atomic_files import atomic_path
 from vtgkit.errors import ConfigError, VideoError
 from vtgkit.structures import Moment
 
@@ -102,15 +103,12 @@ def cut_moments(
             raise FileExistsError(f"clip files exist already (pass overwrite=True / --overwrite): {existing}")
     clips = []
     for moment, target in zip(moments, targets, strict=True):
-        partial = target.with_name(f".{target.name}.part.mp4")
-        try:
+        # PyAV writes to a path and picks the container from its ending: hence the ".mp4" temporary name
+        with atomic_path(target, suffix=".mp4") as partial:
             if mode == "reencode":
                 start, end = _reencode(source, moment, partial, audio, crf)
             else:
                 start, end = _copy(source, moment, partial, audio)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
         clips.append(CutClip(path=target, moment=moment, start=start, end=end))
     return clips
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vtgkit.atomic_files import save_npy_atomic, write_text_atomic
 
 DEFAULT_MEMORY_BYTES = 2 << 30  # 2 GiB: a 2-hour video at 0.5 fps (ViT-B/32, K=4) is ~1.05 GiB of float16
 
@@ -99,8 +100,7 @@ class FeatureCache:
         """Store ``entry``; with a folder the returned entry is the memory-mapped copy read back from disk."""
         if self.directory is not None:
             tokens_path, _ = self._paths(key)
-            tokens_path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomic(tokens_path, lambda handle: np.save(handle, np.ascontiguousarray(entry.tokens)))
+            save_npy_atomic(tokens_path, np.ascontiguousarray(entry.tokens))
             return self.put_file(key, entry.clip_len, entry.duration, record)
         self._remember(key, entry)
         return entry
@@ -116,7 +116,7 @@ class FeatureCache:
         tokens = np.load(tokens_path, mmap_mode="r")
         meta = {"clip_len": clip_len, "duration": duration, "num_clips": int(tokens.shape[0]),
                 "shape": list(tokens.shape), "record": record or {}}
-        _write_atomic(meta_path, lambda handle: handle.write(json.dumps(meta, indent=1).encode("utf-8")))
+        write_text_atomic(meta_path, json.dumps(meta, indent=1))
         entry = VideoFeatures(tokens=tokens, clip_len=clip_len, duration=duration)
         self._remember(key, entry)
         return entry
@@ -153,14 +153,3 @@ class FeatureCache:
         if tokens.ndim != 4 or tokens.dtype != np.float16 or tokens.shape[0] != meta.get("num_clips"):
             return None
         return VideoFeatures(tokens=tokens, clip_len=clip_len, duration=duration)
-
-
-def _write_atomic(target: Path, write: Any) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)

@@ -17,8 +17,8 @@ import pytest
 import torch
 from tests.features.conftest import TINY_CLIP
 
+from vtgkit.atomic_files import PARTIAL_PREFIX
 from vtgkit.cli.main import main
-from vtgkit.features.atomic_files import PARTIAL_PREFIX
 from vtgkit.features.clip_weights import load_clip
 from vtgkit.features.encoding import ClipEncoder
 from vtgkit.features.frame_transforms import clip_input_from_uint8

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vtgkit.atomic_files import torch_save_atomic
 from vtgkit.errors import CheckpointError, ConfigError
 from vtgkit.train import checkpointing
 from vtgkit.train.config import TrainConfig, apply_overrides
@@ -119,15 +120,15 @@ def test_select_metric_and_best_tracker() -> None:
 def test_atomic_save_keeps_the_previous_file_when_writing_fails(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "last.pt"
-    checkpointing.save_atomic({"format": checkpointing.FORMAT, "value": torch.ones(2)}, path)
+    torch_save_atomic({"format": checkpointing.FORMAT, "value": torch.ones(2)}, path)
 
     def broken_save(obj: object, stream: object) -> None:
         stream.write(b"partial")  # type: ignore[attr-defined]
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpointing.torch, "save", broken_save)
+    monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        checkpointing.save_atomic({"format": checkpointing.FORMAT, "value": torch.zeros(2)}, path)
+        torch_save_atomic({"format": checkpointing.FORMAT, "value": torch.zeros(2)}, path)
     monkeypatch.undo()
     assert torch.equal(checkpointing.load_checkpoint(path)["value"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

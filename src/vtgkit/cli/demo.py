@@ -48,6 +48,7 @@ def rebuild_tiny_clip(seed: int, expected_sha256: str) -> Path:
 
     from safetensors.torch import save_file
 
+    from vtgkit.atomic_files import atomic_path
     from vtgkit.errors import ConfigError
     from vtgkit.synth.tiny_clip import build_tiny_clip
 
@@ -62,10 +63,8 @@ def rebuild_tiny_clip(seed: int, expected_sha256: str) -> Path:
                           f"{expected_sha256} (another torch version draws other random numbers); rebuild the "
                           "demo assets with `vtgkit train synthvtg-r2tuning --output RUN` then "
                           "`vtgkit demo --build-assets RUN`")
-    cache.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
-    save_file({key: value.contiguous() for key, value in state.items()}, str(partial))
-    partial.replace(target)
+    with atomic_path(target) as partial:
+        save_file({key: value.contiguous() for key, value in state.items()}, str(partial))
     return target
 
 

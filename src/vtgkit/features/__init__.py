@@ -2,6 +2,7 @@
 
 Modules: ``decoding`` (PyAV, both official samplers), ``frame_transforms``, ``clip_model`` / ``clip_weights`` /
 ``torchscript_archive`` (CLIP and its weight files), ``tokenizer``, ``encoding`` (what each cache stores),
-``presets``, ``extraction`` / ``manifest`` / ``atomic_files`` / ``prefetch`` (resumable batch extraction).
+``presets``, ``extraction`` / ``manifest`` / ``prefetch`` (resumable batch extraction; files are written through
+``vtgkit.atomic_files``).
 Entry point: ``vtgkit extract`` (``vtgkit.cli.extract``).
 """

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from vtgkit.atomic_files import StreamingNpyWriter, remove_partials, save_npy_atomic, save_npz_atomic
 from vtgkit.errors import ConfigError, VideoError, VTGKitError
 from vtgkit.features.annotation_queries import QueryText
-from vtgkit.features.atomic_files import StreamingNpyWriter, remove_partials, save_npy_atomic, save_npz_atomic
 from vtgkit.features.decoding import iter_fps_filter_frames, iter_frame_stride_frames
 from vtgkit.features.encoding import ClipEncoder
 from vtgkit.features.frame_transforms import clip_input_from_uint8, inference_tool_input

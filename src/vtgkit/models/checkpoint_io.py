@@ -1,43 +1,25 @@
 """Safe checkpoint files: ``torch.load(weights_only=True)`` with clear errors, vtgkit's own format (safetensors weights
-+ JSON config), and atomic writes. Shared by every model's ``convert.py``.
++ JSON config) written atomically through :mod:`vtgkit.atomic_files`. Shared by every model's ``convert.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import pickle
-import tempfile
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from vtgkit.atomic_files import atomic_path, write_text_atomic
 from vtgkit.errors import CheckpointError
 
 FORMAT_VERSION = 1
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only when the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        yield Path(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 def torch_load_safely(path: str | Path) -> Any:
@@ -111,8 +93,7 @@ def save_vtgkit_checkpoint(
     with atomic_path(weights_path) as temporary:
         save_file(tensors, str(temporary), metadata={"model": model_name, "format_version": str(FORMAT_VERSION)})
     record = {"format_version": FORMAT_VERSION, "model": model_name, "config": config_to_dict(config)}
-    with atomic_path(config_path) as temporary:
-        temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(config_path, json.dumps(record, indent=2) + "\n")
     return weights_path, config_path
 
 

@@ -1,4 +1,5 @@
-"""Training checkpoints: atomic writes, safe loads, and the full state needed for an exact resume.
+"""Training checkpoints: safe loads and the full state needed for an exact resume (written atomically by
+:func:`vtgkit.atomic_files.torch_save_atomic`).
 
 A checkpoint is a dict of tensors and plain Python values only, so it loads with ``torch.load(weights_only=True)``:
 ``{"format": "vtgkit-train/1", "model": state_dict, "optimizer": ..., "schedule": ..., "scaler": ... | None,
@@ -8,9 +9,7 @@ boundary: python ``random``, numpy's legacy global generator, torch CPU and (whe
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,31 +19,6 @@ import torch
 from vtgkit.errors import CheckpointError
 
 FORMAT = "vtgkit-train/1"
-
-
-def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync it, then rename over ``path``.
-
-    A reader (or a resume after a crash) sees either the previous complete file or the new complete file, never a
-    torn one. The folder is fsynced too so that the rename itself survives a power loss.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

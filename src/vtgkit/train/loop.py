@@ -29,10 +29,11 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from vtgkit.atomic_files import torch_save_atomic
 from vtgkit.errors import CheckpointError, ConfigError
 from vtgkit.structures import Batch
 from vtgkit.train import distributed
-from vtgkit.train.checkpointing import FORMAT, capture_rng_state, load_checkpoint, restore_rng_state, save_atomic
+from vtgkit.train.checkpointing import FORMAT, capture_rng_state, load_checkpoint, restore_rng_state
 from vtgkit.train.config import TrainConfig
 from vtgkit.train.epoch_plan import PlannedBatchSampler, plan_epoch
 from vtgkit.train.model_selection import BestTracker, select_metric
@@ -305,7 +306,7 @@ class Trainer:
             state["schedule"] = self.schedule.state_dict()
             state["scaler"] = self.scaler.state_dict() if self.scaler is not None else None
             state["rng"] = rng_states
-        save_atomic(state, self.output_dir / name)
+        torch_save_atomic(state, self.output_dir / name)
 
     def _export(self, name: str) -> None:
         """``<name>.safetensors`` + ``<name>.json``: the weights in vtgkit's checkpoint format (``vtgkit predict``).

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
+from vtgkit.atomic_files import torch_save_atomic
 from vtgkit.errors import CheckpointError
 from vtgkit.models.checkpoint_io import (
-    atomic_path,
     config_from_dict,
     extract_state_dict,
     load_vtgkit_checkpoint,
@@ -154,8 +154,7 @@ def save_official_checkpoint(model: R2Tuning, path: str | Path) -> Path:
     """Write ``{'state_dict', 'meta'}`` like nncore's publish step, loadable by the official code."""
     path = Path(path)
     meta = {"nncore_version": "0.4.4", "create_time": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")}
-    with atomic_path(path) as temporary:
-        torch.save({"state_dict": to_official_state_dict(model), "meta": meta}, temporary)
+    torch_save_atomic({"state_dict": to_official_state_dict(model), "meta": meta}, path)
     return path
 
 
