@@ -132,3 +132,14 @@ def test_import_pulls_in_neither_numpy_nor_torch() -> None:
     code = "import sys, vtgkit.atomic_files; print(sorted({'numpy', 'torch'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_published_files_get_the_permissions_of_a_plain_write(tmp_path: Path) -> None:
+    from vtgkit.atomic_files import atomic_write
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    target = tmp_path / "atomic.txt"
+    with atomic_write(target, "w", encoding="utf-8") as file:
+        file.write("x")
+    assert (target.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777)

@@ -41,9 +41,21 @@ def _publish(temporary: Path, target: Path) -> None:
     _fsync_dir(target.parent)
 
 
+def _read_umask() -> int:
+    # Reading the umask means setting it and back; done once at import, before any worker thread creates files.
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+_NEW_FILE_MODE = 0o666 & ~_read_umask()  # what open() gives a new file
+
+
 def _temporary(target: Path, suffix: str = "") -> tuple[int, Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=target.parent, prefix=PARTIAL_PREFIX + target.name + ".", suffix=suffix)
+    # mkstemp creates the file 0o600; the published file should have the permissions a plain write would give it.
+    os.fchmod(handle, _NEW_FILE_MODE)
     return handle, Path(name)
 
 
