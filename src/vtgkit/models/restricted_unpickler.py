@@ -2,7 +2,7 @@
 
 Official checkpoints (e.g. FlashVTG's ``model_best.ckpt``, spec flashvtg.md §9) are ``torch.save`` dicts whose
 ``opt`` entry holds an ``argparse.Namespace`` embedding an ``nncore.utils.config.Config`` (a dict subclass) and a
-``torch.device``. Plain ``torch.load(weights_only=True)`` refuses them, and ``weights_only=False`` would run any
+``torch.device``. Plain ``torch.load(weights_only=True)`` refuses them, and an unrestricted load would run any
 callable the file names. This module keeps ``weights_only=True`` (torch's own restricted unpickler: only
 allow-listed globals may be looked up, only allow-listed callables may be called, ``SETITEM`` only into plain
 dicts) and extends its allow-list with exactly the option classes such files hold:
