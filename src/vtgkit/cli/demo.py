@@ -117,14 +117,14 @@ def run(args: argparse.Namespace) -> int:
     first = None
     for item in items:
         result = grounder.predict(video, item["query"])
-        first = first or (item["query"], result)
+        first = first or (item["query"], result, item["relevant_windows"])
         sys.stdout.write(format_table(result.moments[: args.top_k], query=item["query"]))
         truth = ", ".join(f"{start:g}-{end:g} s" for start, end in item["relevant_windows"])
         sys.stdout.write(f"annotated: {truth}\n\n" if truth else "\n")
     if args.output and not args.report:
         args.report = args.output / "report.html"
     if first is not None and (args.report or args.cut):
-        query, result = first
+        query, result, truth_windows = first
         shown = result.moments[: args.top_k]
         if args.cut:
             from vtgkit.video_cut import cut_moments
@@ -132,12 +132,14 @@ def run(args: argparse.Namespace) -> int:
             for clip in cut_moments(video, shown, args.cut, overwrite=True):
                 print(f"vtgkit demo: wrote {clip.path}", file=sys.stderr)
         if args.report:
+            from vtgkit.structures import Moment
             from vtgkit.viz.report import write_report
 
             args.report.parent.mkdir(parents=True, exist_ok=True)
             write_report(args.report, video=video, query=query, moments=shown, saliency=result.highlights.saliency,
                          clip_len=result.highlights.clip_len, duration=result.highlights.duration,
-                         top_k=max(len(shown), 1), details={"checkpoint": CHECKPOINT})
+                         top_k=max(len(shown), 1), details={"checkpoint": CHECKPOINT},
+                         ground_truth=[Moment(float(start), float(end)) for start, end in truth_windows])
             print(f"vtgkit demo: wrote {args.report}", file=sys.stderr)
     print("vtgkit demo: this is a tiny model trained on synthetic videos; the released R2-Tuning checkpoints and "
           "the CLIP weights are downloaded by Grounder.from_pretrained / `vtgkit ground VIDEO \"query\"` where "

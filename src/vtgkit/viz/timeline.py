@@ -89,7 +89,7 @@ def plot_timeline(
         truth_axes.set_xlabel("time (s)")
     else:
         axes.set_xlabel("time (s)")
-    figure.subplots_adjust(left=0.07, right=0.99, top=0.86 if query else 0.95, bottom=0.17)
+    figure.subplots_adjust(left=0.09, right=0.99, top=0.86 if query else 0.95, bottom=0.17)
     return figure
 
 
