@@ -8,6 +8,12 @@ L=20 takes ~5.2 s (1.55 samples/s, 3.6 GiB peak RSS) with glibc malloc, fp32.
     python benchmarks/bench_train.py                       # both models, fp32 and bf16, B=8
     python benchmarks/bench_train.py --model r2tuning --precision bf16 --batch-size 8 --steps 5
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 python benchmarks/bench_train.py
+    # R²-Tuning vs the official code (a checkout of yeliudev/R2-Tuning; a Python with nncore, see
+    # bench_r2tuning_official.py), each in its own process for peak RSS, then interleaved in one process:
+    /tmp/offvenv/bin/python benchmarks/bench_train.py --model r2tuning --precision fp32 --official-root /tmp/official_r2
+
+``--impl reference`` times vtgkit's plain module path (``model.fused_training = False``: the token MLP as separate
+autograd ops, keys projected for every token), ``--allocator tcmalloc`` preloads tcmalloc in the child processes.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_r2tuning_official, run as a script
+
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 
 
 def r2tuning_batch(batch_size: int, clips: int, tokens: int):  # noqa: ANN201 - vtgkit.structures.Batch
@@ -78,6 +88,10 @@ def measure(args: argparse.Namespace) -> dict[str, float | str | int]:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = create_model(args.model, "qvhighlights")
+    if args.impl == "official":
+        return measure_official(args, model)
+    if args.impl == "reference":
+        model.fused_training = False
     if args.model == "r2tuning":
         batch = r2tuning_batch(args.batch_size, args.clips, args.tokens)
         grad_clip, lr = 35.0, 5e-4
@@ -98,12 +112,76 @@ def measure(args: argparse.Namespace) -> dict[str, float | str | int]:
                 losses.append(values["total"])
     median = statistics.median(times)
     return {
-        "model": args.model, "precision": args.precision, "batch_size": args.batch_size, "threads": args.threads,
+        "impl": args.impl, "model": args.model, "precision": args.precision, "batch_size": args.batch_size,
+        "threads": args.threads,
         "s_per_step": round(median, 3), "spread": round((max(times) - min(times)) / median, 3),
         "samples_per_s": round(args.batch_size / median, 3),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "first_loss": round(losses[0], 5), "skipped": trainer.progress.skipped_steps,
     }
+
+
+def measure_official(args: argparse.Namespace, model) -> dict[str, float | str | int]:  # noqa: ANN001
+    """The official R²-Tuning training iteration on the same batch, starting from the same weights."""
+    import torch
+
+    from bench_r2tuning_official import OfficialTrainStep, build_official_model
+
+    if args.model != "r2tuning" or args.precision != "fp32":
+        raise SystemExit("--impl official: only r2tuning fp32")
+    step = OfficialTrainStep(build_official_model(args.official_root, weights_from=model))
+    batch = r2tuning_batch(args.batch_size, args.clips, args.tokens)
+    times, losses = [], []
+    for index in range(args.warmup + args.steps):
+        started = time.perf_counter()
+        loss = step(batch)
+        if index >= args.warmup:
+            times.append(time.perf_counter() - started)
+            losses.append(loss)
+    median = statistics.median(times)
+    return {
+        "impl": "official", "model": args.model, "precision": args.precision, "batch_size": args.batch_size,
+        "threads": args.threads, "s_per_step": round(median, 3), "spread": round((max(times) - min(times)) / median, 3),
+        "samples_per_s": round(args.batch_size / median, 3),
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "first_loss": round(losses[0], 5), "torch_threads": torch.get_num_threads(),
+    }
+
+
+def interleaved(args: argparse.Namespace) -> None:
+    """vtgkit's step and the official step alternately in one process (same weights at the start, same batch), so
+    that load from other processes hits both alike. Prints wall and process-CPU medians per implementation."""
+    import torch
+
+    from bench_r2tuning_official import OfficialTrainStep, build_official_model
+    from vtgkit.models import create_model
+    from vtgkit.train.config import TrainConfig
+    from vtgkit.train.loop import Trainer
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = create_model("r2tuning", "qvhighlights")
+    official = OfficialTrainStep(build_official_model(args.official_root, weights_from=model))
+    batch = r2tuning_batch(args.batch_size, args.clips, args.tokens)
+    train_config = TrainConfig(recipe="bench", model="r2tuning", batch_size=args.batch_size, lr=5e-4,
+                               grad_clip=35.0, warmup_iters=0, precision="fp32")
+    with tempfile.TemporaryDirectory() as output:
+        trainer = Trainer(model, train_config, [None], lambda items: batch, output, progress_bar=False)
+        runs = {"vtgkit": lambda: trainer.train_step([batch]), "official": lambda: official(batch)}
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+        for index in range(args.warmup + args.steps):
+            for name, run in runs.items():
+                wall, cpu = time.perf_counter(), time.process_time()
+                run()
+                if index >= args.warmup:
+                    samples[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    medians = {name: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+               for name, v in samples.items()}
+    for name, (wall, cpu) in medians.items():
+        print(f"interleaved {name:<9} {wall:6.2f} s/step wall ({args.batch_size / wall:5.2f} samples/s), "
+              f"{cpu:6.2f} s process CPU; steps {[round(w, 2) for w, _ in samples[name]]}")
+    print(f"interleaved speed-up vtgkit / official: {medians['official'][0] / medians['vtgkit'][0]:.2f}x wall, "
+          f"{medians['official'][1] / medians['vtgkit'][1]:.2f}x CPU; load {os.getloadavg()}")
 
 
 def main() -> None:
@@ -116,24 +194,45 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--impl", choices=["vtgkit", "reference", "official"], default="vtgkit",
+                        help="what --single measures (the parent runs vtgkit, plus official with --official-root)")
+    parser.add_argument("--official-root", help="checkout of yeliudev/R2-Tuning: also time the official step")
+    parser.add_argument("--allocator", choices=["default", "tcmalloc"], default="default",
+                        help="tcmalloc: LD_PRELOAD libtcmalloc_minimal in the child processes")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--interleaved", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
         print(json.dumps(measure(args)))
         return
+    if args.interleaved:
+        interleaved(args)
+        return
     models = ["r2tuning", "flashvtg"] if args.model == "all" else [args.model]
     precisions = ["fp32", "bf16"] if args.precision == "all" else [args.precision]
-    print(f"load before: {os.getloadavg()}  allocator: {os.environ.get('LD_PRELOAD', 'glibc malloc')}")
-    for model in models:
-        for precision in precisions:
-            command = [sys.executable, __file__, "--single", "--model", model, "--precision", precision,
-                       "--batch-size", str(args.batch_size), "--clips", str(args.clips), "--tokens", str(args.tokens),
-                       "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
-            completed = subprocess.run(command, capture_output=True, text=True)
-            if completed.returncode:
-                print(f"{model} {precision}: failed\n{completed.stderr[-2000:]}")
-                continue
-            print(completed.stdout.strip().splitlines()[-1], f"load {os.getloadavg()[0]:.1f}")
+    env = dict(os.environ)
+    if args.allocator == "tcmalloc":
+        env["LD_PRELOAD"] = TCMALLOC
+    print(f"load before: {os.getloadavg()}  allocator: {env.get('LD_PRELOAD', 'glibc malloc')}")
+    common = ["--batch-size", str(args.batch_size), "--clips", str(args.clips), "--tokens", str(args.tokens),
+              "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    if args.official_root:
+        common += ["--official-root", args.official_root]
+    jobs = [(model, precision, "vtgkit") for model in models for precision in precisions]
+    if args.official_root and "r2tuning" in models and "fp32" in precisions:
+        jobs.append(("r2tuning", "fp32", "official"))
+    for model, precision, impl in jobs:
+        command = [sys.executable, __file__, "--single", "--model", model, "--precision", precision, "--impl", impl,
+                   *common]
+        completed = subprocess.run(command, capture_output=True, text=True, env=env)
+        if completed.returncode:
+            print(f"{model} {precision} {impl}: failed\n{completed.stderr[-2000:]}")
+            continue
+        print(completed.stdout.strip().splitlines()[-1], f"load {os.getloadavg()[0]:.1f}")
+    if args.official_root and "r2tuning" in models and "fp32" in precisions:
+        completed = subprocess.run([sys.executable, __file__, "--interleaved", *common], capture_output=True,
+                                   text=True, env=env)
+        print(completed.stdout.strip() if completed.returncode == 0 else completed.stderr[-2000:])
 
 
 if __name__ == "__main__":

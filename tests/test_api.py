@@ -175,9 +175,13 @@ def test_bad_videos_raise_video_errors(grounder: Grounder, tmp_path: Path) -> No
         grounder.ground(short, "query")
 
 
-def test_flashvtg_checkpoints_are_refused_for_raw_videos(assets: dict[str, Path]) -> None:
-    with pytest.raises(ConfigError, match="not supported yet for raw videos"):
-        Grounder.from_pretrained("flashvtg-qvhighlights", clip_weights=assets["clip"])
+def test_flashvtg_names_go_to_the_flashvtg_grounder(assets: dict[str, Path], tmp_path: Path) -> None:
+    # tests/test_api_flashvtg.py covers FlashVTG itself; here: the name is not taken for an R2-Tuning file, and
+    # SlowFast weights are refused for R2-Tuning checkpoints.
+    with pytest.raises(CheckpointError, match="flashvtg-qvhighlights cannot be downloaded automatically"):
+        Grounder.from_pretrained("flashvtg-qvhighlights", clip_weights=assets["clip"], cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="SlowFast weights apply to FlashVTG"):
+        make_grounder(assets, slowfast_weights=tmp_path / "SLOWFAST_8x8_R50.pkl")
 
 
 def test_offline_download_names_the_file_and_where_to_put_it(assets: dict[str, Path], tmp_path: Path,
@@ -204,3 +208,26 @@ def test_clip_that_does_not_fit_the_checkpoint(assets: dict[str, Path], tmp_path
         Grounder.from_pretrained(assets["checkpoint"], clip_weights=wide)
     with pytest.raises(CheckpointError, match="no such file"):
         Grounder.from_pretrained(assets["checkpoint"], clip_weights=tmp_path / "missing.pt")
+
+
+def test_long_video_features_go_to_a_temporary_map_not_memory(assets: dict[str, Path],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every video counts as "long" here: its rows are streamed to a temporary .npy that is memory-mapped, so resident
+    # memory does not grow with the video; the results equal the in-memory path and a second query reuses the map.
+    query = "a white box moves across the screen"
+    in_memory = make_grounder(assets)
+    expected = in_memory.predict(assets["video"], query)
+    monkeypatch.setattr("vtgkit.api.IN_MEMORY_FEATURE_BYTES", 0)
+    spilled = make_grounder(assets)
+    calls = count_calls(spilled)
+    result = spilled.predict(assets["video"], query)
+    features = spilled.encode_video(assets["video"])
+    assert isinstance(features.tokens, np.memmap)
+    np.testing.assert_array_equal(np.asarray(features.tokens), in_memory.encode_video(assets["video"]).tokens)
+    np.testing.assert_allclose(result.highlights.saliency, expected.highlights.saliency, atol=1e-6)
+    assert [(m.start, m.end) for m in result.moments] == [(m.start, m.end) for m in expected.moments]
+    encoded = sum(calls)
+    spilled.ground(assets["video"], "coloured stripes")
+    assert sum(calls) == encoded  # second query: no decoding, no CLIP
+    if os.name == "posix":  # the file is unlinked once mapped: nothing left on disk
+        assert list(Path(spilled._spill_dir.name).iterdir()) == []

@@ -179,3 +179,19 @@ def test_load_samples_picks_domain_split_of_official_json(tmp_path: Path) -> Non
         load_samples(benchmark, tmp_path / "youtube_anno.json")
     with pytest.raises(ConfigError, match="--domain applies to TVSum / YouTube Highlights"):
         load_samples(get_benchmark("qvhighlights"), tmp_path / "x.jsonl", domain="dog")
+
+
+@pytest.mark.parametrize(("dset_name", "benchmark_name", "max_timestamp"),
+                         [("hl", "qvhighlights", 150.0), ("qv_internvideo2", "qvhighlights", None),
+                          ("charadesSTA", "charades_sta", 150.0), ("tacos", "tacos", None)])
+def test_flashvtg_clamp_to_150_follows_the_dset_name(dset_name: str, benchmark_name: str,
+                                                     max_timestamp: float | None) -> None:
+    # spec flashvtg.md §6 step 3: QVHighlights with InternVideo2 features is only rounded, never clamped to 150 s.
+    from types import SimpleNamespace
+
+    from vtgkit.predict_flashvtg import flashvtg_postprocess
+
+    model = SimpleNamespace(config=SimpleNamespace(dataset_name=dset_name))
+    config = flashvtg_postprocess(benchmark_name, model)  # type: ignore[arg-type]
+    assert config.max_timestamp == max_timestamp
+    assert config.nms_method == "normal" and config.nms_threshold == 0.7

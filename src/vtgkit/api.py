@@ -20,15 +20,20 @@ What happens (docs/grounding.md has the long version):
 4. Each window's moments get the benchmark's official post-processing (clamp, unit rounding, NMS,
    :mod:`vtgkit.evaluation.postprocess`).
 
-Only R²-Tuning runs on raw videos. FlashVTG needs SlowFast features, which vtgkit cannot extract yet: its checkpoints
-raise a clear error (use ``vtgkit predict`` on extracted features).
+FlashVTG checkpoints (SlowFast+CLIP ones: ``flashvtg-qvhighlights``, ``flashvtg-tacos``, ``flashvtg-tvsum`` or a
+local official ``model_best.ckpt``) work through the same call: ``Grounder.from_pretrained`` then returns a
+:class:`vtgkit.flashvtg_grounding.FlashVTGGrounder`, which has the same methods and result types but is *not* a
+``Grounder`` subclass (both derive from :class:`vtgkit.grounder_base.WindowedGrounder`; test ``isinstance`` against
+that). It makes SlowFast (2304) + CLIP image (512) rows per clip exactly as ``vtgkit extract --preset flashvtg-*``
+does (pass ``slowfast_weights=``), windows of the checkpoint's ``max_v_l`` clips, and FlashVTG's official
+preprocessing and post-processing per window. Checkpoints trained on InternVideo2 or VGG features are refused with
+the reason (vtgkit does not make those features).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -39,9 +44,24 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from vtgkit.errors import ConfigError, QueryError, VideoError
+from vtgkit.errors import ConfigError, VideoError
 from vtgkit.evaluation.postprocess import PostprocessConfig, postprocess_boundaries
-from vtgkit.grounder_loading import check_clip_fits, clip_fingerprint, load_clip_for_grounding, load_grounding_model
+from vtgkit.grounder_base import (
+    DEFAULT_SUMMARY_QUERY,
+    DUPLICATE_IOU,
+    GroundingResult,
+    Highlights,
+    WindowedGrounder,
+    checked_query_text,
+    window_duration,
+)
+from vtgkit.grounder_loading import (
+    check_clip_fits,
+    clip_fingerprint,
+    is_flashvtg_checkpoint,
+    load_clip_for_grounding,
+    load_grounding_model,
+)
 from vtgkit.grounding_inputs import (
     QueryScriptWarning,
     QueryTruncatedWarning,
@@ -49,25 +69,27 @@ from vtgkit.grounding_inputs import (
     check_video,
     existing_file,
     parse_budget,
-    shorten,
-    warn_if_not_latin,
 )
-from vtgkit.structures import Batch, Moment
-from vtgkit.summary import DEFAULT_BUDGET_FRACTION, select_summary
-from vtgkit.video_feature_cache import DEFAULT_MEMORY_BYTES, FeatureCache, VideoFeatures, video_cache_key
-from vtgkit.windowing import merge_moments, merge_saliency, plan_windows
+from vtgkit.structures import Batch
+from vtgkit.video_feature_cache import (
+    DEFAULT_MEMORY_BYTES,
+    FeatureCache,
+    VideoFeatures,
+    release_mapped_pages,
+    video_cache_key,
+)
 
 __all__ = [
-    "CLIP_SETTINGS", "DEFAULT_SUMMARY_QUERY", "ClipSettings", "Grounder", "GroundingResult", "Highlights",
-    "QueryScriptWarning", "QueryTruncatedWarning", "check_query", "check_video", "parse_budget",
+    "CLIP_SETTINGS", "DEFAULT_SUMMARY_QUERY", "DUPLICATE_IOU", "ClipSettings", "Grounder", "GroundingResult",
+    "Highlights", "QueryScriptWarning", "QueryTruncatedWarning", "WindowedGrounder", "check_query", "check_video",
+    "parse_budget",
 ]
 
 Pipeline = Literal["extraction", "inference-tool"]
 PIPELINES: tuple[str, ...] = ("extraction", "inference-tool")
 DEFAULT_CHECKPOINT = "r2tuning-qvhighlights"
-# R²-Tuning highlights are query-conditioned; summarize() without a query asks for this (override it per call).
-DEFAULT_SUMMARY_QUERY = "the most important and interesting moments of the video"
-DUPLICATE_IOU = 0.7  # moments found by two overlapping windows with IoU >= this are one moment
+# Features of a video expected above this size are streamed to a temporary memory-mapped file instead of RAM.
+IN_MEMORY_FEATURE_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -108,34 +130,11 @@ def benchmark_of_preset(preset: str) -> str:
     return benchmark
 
 
-@dataclass(frozen=True)
-class Highlights:
-    """Per-clip saliency of one (video, query) on the video's timeline."""
-
-    saliency: np.ndarray  # (T,) float64; clip i covers [i * clip_len, min((i + 1) * clip_len, duration))
-    clip_len: float
-    duration: float
-
-    def clips(self) -> list[Moment]:
-        """Every clip as a Moment (time order) scored by its saliency."""
-        return [Moment(i * self.clip_len, min((i + 1) * self.clip_len, self.duration), float(score))
-                for i, score in enumerate(self.saliency) if i * self.clip_len < self.duration]
-
-    def top(self, k: int | None = None) -> list[Moment]:
-        """The ``k`` highest-saliency clips, best first (ties: earlier clip first)."""
-        return sorted(self.clips(), key=lambda moment: -moment.score)[:k]
-
-
-@dataclass(frozen=True)
-class GroundingResult:
-    """Everything one model pass gives: merged moments (best first) and per-clip saliency."""
-
-    moments: list[Moment]
-    highlights: Highlights
-
-
-class Grounder:
+class Grounder(WindowedGrounder):
     """A frozen CLIP + an R²-Tuning model, with a per-video feature cache. Build it with :meth:`from_pretrained`.
+
+    ``from_pretrained`` returns a :class:`vtgkit.flashvtg_grounding.FlashVTGGrounder` for FlashVTG checkpoints
+    (same methods; check ``isinstance(g, WindowedGrounder)`` to accept both).
 
     Args:
         model: an eval-mode ``R2Tuning``.
@@ -187,6 +186,8 @@ class Grounder:
         self.progress = progress
         self.cache = FeatureCache(memory_cache_bytes, feature_cache_dir)
         self._queries: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._spill_dir: Any = None  # tempfile.TemporaryDirectory for features of long videos
+        self._spill_count = 0
         self.extractor_settings = {
             "clip": clip_source or clip_fingerprint(clip), "layers": self.config.num_layers, "fps": settings.fps,
             "pipeline": pipeline, "size": clip.config.image_resolution, "precision": precision,
@@ -197,14 +198,22 @@ class Grounder:
     def from_pretrained(cls, name_or_path: str | os.PathLike[str] = DEFAULT_CHECKPOINT, *,
                         clip_weights: str | os.PathLike[str] | None = None, benchmark: str | None = None,
                         preset: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
-                        progress: bool = True, **options: Any) -> Grounder:
+                        progress: bool = True, slowfast_weights: str | os.PathLike[str] | None = None,
+                        **options: Any) -> WindowedGrounder:
         """Load a released checkpoint by name (downloaded on first use) or a local checkpoint.
 
+        FlashVTG checkpoints (a ``flashvtg-*`` name or an official ``.ckpt`` file) give a
+        :class:`vtgkit.flashvtg_grounding.FlashVTGGrounder` instead of a ``Grounder``: same public methods and result
+        types, not a subclass of ``Grounder`` (both are :class:`vtgkit.grounder_base.WindowedGrounder`).
+
         Args:
-            name_or_path: a name of ``vtgkit.pretrained.list_pretrained()``, an official ``.pth`` file, or a
-                vtgkit checkpoint (folder with model.safetensors + config.json, or ``X.safetensors`` + ``X.json``).
+            name_or_path: a name of ``vtgkit.pretrained.list_pretrained()``, an official ``.pth`` (R²-Tuning) or
+                ``.ckpt`` (FlashVTG) file, or a vtgkit R²-Tuning checkpoint (folder with model.safetensors +
+                config.json, or ``X.safetensors`` + ``X.json``).
             clip_weights: CLIP weight file (OpenAI ``.pt``, state dict or safetensors) or arch name; default the
                 checkpoint's arch (ViT-B/32), downloaded into the cache on first use.
+            slowfast_weights: FlashVTG only: SlowFast R50 8x8 weights (Caffe2 ``.pkl`` or PySlowFast/pytorchvideo
+                ``.pyth``) or a known name; default ``SLOWFAST_8x8_R50.pkl``, downloaded into ``slowfast/``.
             benchmark: whose clip rate / window / post-processing to use; default the checkpoint's, else that of
                 ``preset``, else QVHighlights (moment models) or TVSum (highlight-only models).
             preset: R²-Tuning preset for official files that are not released checkpoints (spec §11.1).
@@ -216,8 +225,18 @@ class Grounder:
         Raises:
             CheckpointError: unknown name, unreadable file, offline without the file (the message says which file
                 to place where), a CLIP that does not fit the model.
-            ConfigError: a FlashVTG checkpoint (raw videos need SlowFast features, not supported yet).
+            ConfigError: a FlashVTG checkpoint trained on features vtgkit does not make (InternVideo2, VGG), or
+                ``slowfast_weights`` for an R²-Tuning checkpoint.
         """
+        if is_flashvtg_checkpoint(name_or_path):
+            from vtgkit.flashvtg_grounding import FlashVTGGrounder
+
+            return FlashVTGGrounder.from_pretrained(
+                name_or_path, clip_weights=clip_weights, slowfast_weights=slowfast_weights, benchmark=benchmark,
+                preset=preset, cache_dir=cache_dir, progress=progress, **options)
+        if slowfast_weights is not None:
+            raise ConfigError(f"{os.fspath(name_or_path)}: an R2-Tuning checkpoint; SlowFast weights apply to FlashVTG "
+                              "checkpoints only")
         model, recorded_preset, source = load_grounding_model(name_or_path, preset, cache_dir, progress)
         chosen = benchmark or (benchmark_of_preset(recorded_preset) if recorded_preset else None)
         if chosen is None:
@@ -228,53 +247,14 @@ class Grounder:
         options.setdefault("progress", progress)
         return cls(model, clip, CLIP_SETTINGS[chosen], checkpoint=source, clip_source=clip_source, **options)
 
-    # ------------------------------------------------------------------ public calls
+    # ------------------------------------------------------------------ public calls (WindowedGrounder)
     @property
     def clip_len(self) -> float:
         return self.settings.clip_len
 
-    def ground(self, video: str | os.PathLike[str], query: str, top_k: int | None = 5) -> list[Moment]:
-        """Moments of ``video`` matching ``query``, best first, at most ``top_k`` (None: all)."""
-        if self.model.coord_head is None:
-            raise ConfigError(f"{self.checkpoint or 'this model'} is a highlight-only model (no boundary head): "
-                              "use highlights() or summarize()")
-        return self.predict(video, query).moments[:top_k]
-
-    def highlights(self, video: str | os.PathLike[str], query: str) -> Highlights:
-        """Per-clip saliency of ``video`` for ``query``."""
-        return self.predict(video, query).highlights
-
-    def summarize(self, video: str | os.PathLike[str], budget: float | str | None = None, *,
-                  fraction: float = DEFAULT_BUDGET_FRACTION, query: str = DEFAULT_SUMMARY_QUERY) -> list[Moment]:
-        """Highest-saliency clips within ``budget`` (seconds, or a string like ``"15%"``; default ``fraction`` of
-        the video), joined where adjacent, in time order."""
-        if isinstance(budget, str):
-            budget, fraction = parse_budget(budget)
-        highlights = self.highlights(video, query)
-        try:
-            return select_summary(highlights.saliency, highlights.clip_len, budget, duration=highlights.duration,
-                                  fraction=fraction)
-        except ValueError as error:
-            raise ConfigError(f"{video}: cannot summarise: {error}") from error
-
-    def predict(self, video: str | os.PathLike[str], query: str) -> GroundingResult:
-        """One model pass: merged moments (all of them, best first; empty for highlight-only models) + saliency."""
-        query_tokens, query_mask = self.encode_query(query)
-        features = self.encode_video(video)
-        windows = plan_windows(features.num_clips, self.window_clips, self.overlap_clips)
-        window_saliency, window_moments = [], []
-        for window in windows:
-            saliency, moments = self._run_window(features, window, query_tokens, query_mask)
-            window_saliency.append(saliency)
-            window_moments.append(moments)
-        saliency = merge_saliency(window_saliency, windows, features.num_clips)
-        highlights = Highlights(saliency=saliency, clip_len=features.clip_len, duration=features.duration)
-        if self.model.coord_head is None:
-            return GroundingResult(moments=[], highlights=highlights)
-        merged = merge_moments(window_moments, windows, features.clip_len, iou_threshold=DUPLICATE_IOU)
-        # Rows clamped onto the video's end (start == end) have no length: not a moment anyone can watch.
-        moments = [Moment(float(s), float(e), float(score)) for s, e, score in merged if e > s]
-        return GroundingResult(moments=moments, highlights=highlights)
+    @property
+    def has_moments(self) -> bool:
+        return self.model.coord_head is not None
 
     # ------------------------------------------------------------------ features
     def encode_video(self, video: str | os.PathLike[str]) -> VideoFeatures:
@@ -297,9 +277,38 @@ class Grounder:
             num_clips = self._extract_to_file(path, sink, info.duration)
             duration = info.duration if info.duration else num_clips * self.clip_len
             return self.cache.put_file(key, self.clip_len, duration, record)
-        tokens = self._extract(path, info.duration)
+        if self._expected_bytes(info.duration) <= IN_MEMORY_FEATURE_BYTES:
+            tokens = self._extract(path, info.duration)
+        else:
+            # A long video (or one whose length the container does not give): rows go to a temporary file that is
+            # then memory-mapped, so resident memory does not grow with the video (a 10-hour video is ~5.5 GB of
+            # ViT-B/32 K=4 tokens). Joining batches in memory would briefly hold two copies.
+            tokens = self._extract_to_temporary_map(path, info.duration)
         duration = info.duration if info.duration else tokens.shape[0] * self.clip_len
         return self.cache.put(key, VideoFeatures(tokens=tokens, clip_len=self.clip_len, duration=duration), record)
+
+    def _expected_bytes(self, duration: float | None) -> float:
+        if not duration:
+            return math.inf
+        row_bytes = 2 * math.prod(self.encoder.video_row_shape)  # float16
+        return math.ceil(duration * self.settings.fps) * row_bytes
+
+    def _extract_to_temporary_map(self, path: Path, duration: float | None) -> np.ndarray:
+        import tempfile
+
+        if self._spill_dir is None:
+            # Removed with the Grounder (or at interpreter exit); on POSIX each file is unlinked as soon as it is
+            # mapped, so nothing stays on disk once its features are dropped.
+            self._spill_dir = tempfile.TemporaryDirectory(prefix="vtgkit-features-")
+        target = Path(self._spill_dir.name) / f"{os.getpid()}-{id(path)}-{self._spill_count}.npy"
+        self._spill_count += 1
+        self._extract_to_file(path, target, duration)
+        tokens = np.load(target, mmap_mode="r")
+        try:
+            target.unlink()  # the mapping keeps the data alive (POSIX); Windows keeps the file until cleanup
+        except OSError:
+            pass
+        return tokens
 
     def _frames(self, path: Path) -> Any:
         """Normalised frames (3, R, R) float32, one per clip, streamed."""
@@ -356,14 +365,7 @@ class Grounder:
             self._queries.move_to_end(text)
             return self._queries[text]
         context = self.clip.config.context_length
-        num_tokens = len(self.tokenizer.encode(text)) + 2  # + start/end of text
-        if num_tokens == 2:
-            raise QueryError(f"query {shorten(text)!r} is empty after CLIP's text cleaning")
-        if num_tokens > context:
-            warnings.warn(QueryTruncatedWarning(
-                f"query has {num_tokens} CLIP tokens; only the first {context} are read (CLIP's context length, "
-                "truncated like the official tool)"), stacklevel=2)
-        warn_if_not_latin(text)
+        checked_query_text(text, self.tokenizer, context)
         if self.pipeline == "extraction":
             stored = self.encoder.encode_queries(self.tokenizer, [text])[0]["features"]  # (L, K, D) float16
             tokens = torch.from_numpy(stored).float()
@@ -382,10 +384,12 @@ class Grounder:
         return tokens, mask
 
     # ------------------------------------------------------------------ model
-    def _run_window(self, features: VideoFeatures, window: Any, query_tokens: torch.Tensor,
-                    query_mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def _run_window(self, features: VideoFeatures, window: Any, query: tuple[torch.Tensor, torch.Tensor]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        query_tokens, query_mask = query
         num_clips = window.num_clips
         video = torch.from_numpy(np.array(features.tokens[window.start_clip : window.end_clip]))  # (t, K, P, D)
+        release_mapped_pages(features.tokens)  # a long video's map: keep only one window resident at a time
         batch = Batch(
             video=video[None].to(self.device),
             query=query_tokens[None].to(self.device),
@@ -404,8 +408,7 @@ class Grounder:
             rows = output.boundaries[0]
             if output.boundary_mask is not None:
                 rows = rows[output.boundary_mask[0]]
-            offset = window.start_clip * features.clip_len
-            duration = min(window.end_clip * features.clip_len, features.duration) - offset
+            duration = window_duration(features, window)
             moments = np.asarray(postprocess_boundaries(rows.float().cpu(), duration, self.settings.postprocess),
                                  dtype=np.float64).reshape(-1, 3)
         return saliency, moments

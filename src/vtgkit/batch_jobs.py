@@ -5,8 +5,9 @@ Manifest: a ``.jsonl`` file (one object per line with ``video`` and ``query``, o
 against the manifest's folder. Items without ``id`` get ``"<video>::<query>"``; ids must be unique.
 
 Results: one JSON object per line, ``{"id", "video", "query", "status": "ok", ...result}`` or
-``{"id", ..., "status": "error", "error_type", "error"}``. Each line is written with a single ``write`` followed by
-``flush`` and ``fsync``, so a killed run leaves at most one partial last line. A rerun:
+``{"id", ..., "status": "error", "error_type", "error"}``. Each line is appended unbuffered and fsynced, so a killed
+run leaves at most one partial last line; a write that fails (a full disk) cuts the file back to its last complete
+line and stops the run with an error naming the results file. A rerun:
 
 * reads the file; every complete line must parse as a JSON object with ``id`` and ``status`` (otherwise it stops
   with the line number: the file was not written by a batch job);
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vtgkit.atomic_files import append_whole, open_append
 from vtgkit.errors import AnnotationError
 
 ID_SEPARATOR = "::"
@@ -184,10 +186,8 @@ def _parse_result_line(results_path: Path, line: int, raw: bytes) -> dict[str, A
 
 
 def append_result(handle: Any, record: dict[str, Any]) -> None:
-    """Write one result line durably (single write, flush, fsync)."""
-    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    handle.flush()
-    os.fsync(handle.fileno())
+    """Append one result line durably to ``handle`` (from ``open_append``), or nothing of it (a full disk)."""
+    append_whole(handle, (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def run_batch(
@@ -213,7 +213,7 @@ def run_batch(
     from tqdm.auto import tqdm
 
     path = Path(results_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    open_append(path).close()  # first: a folder that cannot be written is reported before any work
     done, partial = read_results(path)
     known_ids = {item.item_id for item in items}
     summary = BatchSummary(total=len(items), partial_line_redone=partial)
@@ -221,7 +221,7 @@ def run_batch(
     todo = [item for item in items if done.get(item.item_id, {}).get("status") != "ok"]
     summary.skipped_done = len(items) - len(todo)
     todo = _grouped_by_video(todo)
-    with open(path, "a", encoding="utf-8") as handle, tqdm(total=len(todo), disable=not progress) as bar:
+    with open_append(path) as handle, tqdm(total=len(todo), disable=not progress) as bar:
         for item in todo:
             base = {"id": item.item_id, "video": item.video, "query": item.query}
             try:

@@ -1,5 +1,6 @@
 """What ``Grounder.from_pretrained`` loads: the R²-Tuning model (released name, official .pth or vtgkit checkpoint)
-and a CLIP that fits it. FlashVTG checkpoints are refused here with the reason (no SlowFast extraction yet).
+and a CLIP that fits it. FlashVTG checkpoints (released names, official ``.ckpt`` files) are recognised by
+:func:`is_flashvtg_checkpoint` and loaded by :mod:`vtgkit.flashvtg_grounding` instead.
 """
 
 from __future__ import annotations
@@ -12,9 +13,23 @@ import torch
 
 from vtgkit.errors import CheckpointError, ConfigError
 
-_FLASHVTG_UNSUPPORTED = ("FlashVTG is not supported yet for raw videos: it needs SlowFast + CLIP features and vtgkit "
-                         "cannot extract SlowFast features yet. Use `vtgkit predict --model flashvtg` on extracted "
-                         "features, or an R2-Tuning checkpoint (e.g. r2tuning-qvhighlights) for raw videos")
+# Only vtgkit-format FlashVTG files (saved by `vtgkit train`) reach this: they lack the official training options
+# (feature folders, dset_name details) that raw-video grounding reads.
+_FLASHVTG_UNSUPPORTED = ("raw-video grounding takes FlashVTG checkpoints in the official layout (a flashvtg-* name or "
+                         "model_best.ckpt with its training options), not vtgkit-format FlashVTG files; "
+                         "use `vtgkit predict --model flashvtg` on features made by `vtgkit extract --preset "
+                         "flashvtg-*`, or an R2-Tuning checkpoint")
+
+
+def is_flashvtg_checkpoint(name_or_path: str | os.PathLike[str]) -> bool:
+    """True for a released ``flashvtg-*`` name and for an official FlashVTG ``.ckpt`` file (``model_best.ckpt``)."""
+    from vtgkit.pretrained import PRETRAINED
+
+    text = os.fspath(name_or_path)
+    entry = PRETRAINED.get(text)
+    if entry is not None:
+        return entry.model == "flashvtg"
+    return Path(text).expanduser().suffix == ".ckpt"  # FlashVTG's released files are model_best.ckpt (spec §9)
 
 
 def load_grounding_model(name_or_path: str | os.PathLike[str], preset: str | None, cache_dir: Any,
@@ -26,7 +41,7 @@ def load_grounding_model(name_or_path: str | os.PathLike[str], preset: str | Non
     entry = PRETRAINED.get(text)
     if entry is not None:
         if entry.model != "r2tuning":
-            raise ConfigError(f"{entry.name}: {_FLASHVTG_UNSUPPORTED}")
+            raise ConfigError(f"{entry.name}: a {entry.model} checkpoint; load it with Grounder.from_pretrained")
         loaded = load_pretrained(text, preset=preset, cache_dir=cache_dir, progress=progress)
         return loaded.model, preset or entry.preset, entry.name
     path = Path(text).expanduser()
@@ -39,7 +54,7 @@ def load_grounding_model(name_or_path: str | os.PathLike[str], preset: str | Non
             raise ConfigError(f"{path}: a {model_name} checkpoint; {_FLASHVTG_UNSUPPORTED}")
         return load_vtgkit(path.with_suffix(".safetensors") if path.suffix == ".json" else path), preset, str(path)
     if path.suffix == ".ckpt":  # FlashVTG's released files are model_best.ckpt (spec flashvtg.md §9)
-        raise ConfigError(f"{path}: a FlashVTG checkpoint (.ckpt); {_FLASHVTG_UNSUPPORTED}")
+        raise ConfigError(f"{path}: a FlashVTG checkpoint (.ckpt); load it with Grounder.from_pretrained")
     loaded = load_pretrained(path, model="r2tuning", preset=preset, cache_dir=cache_dir, progress=progress)
     recorded = preset or (loaded.entry.preset if loaded.entry is not None else None)
     return loaded.model, recorded, str(loaded.path)

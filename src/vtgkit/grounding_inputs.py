@@ -45,13 +45,35 @@ def existing_file(video: str | os.PathLike[str]) -> Path:
 
 
 def check_query(query: str) -> str:
-    """The query with surrounding whitespace removed; QueryError when it is not a non-empty string."""
+    """The query with surrounding whitespace removed; QueryError when it is not a non-empty string of valid text.
+
+    A command-line argument that is not UTF-8 reaches Python with its bad bytes as lone surrogates
+    (``surrogateescape``); CLIP's cleaning would turn each into U+FFFD silently, so it is refused instead, naming
+    the byte.
+    """
     if not isinstance(query, str):
         raise QueryError(f"query must be a string, got {type(query).__name__}")
+    for position, char in enumerate(query):
+        if "\ud800" <= char <= "\udfff":
+            byte = f"byte 0x{ord(char) - 0xDC00:02x}" if "\udc80" <= char <= "\udcff" else f"U+{ord(char):04X}"
+            raise QueryError(f"query '{printable(shorten(query))}' is not valid UTF-8 text ({byte} at character "
+                             f"{position + 1}): pass the query in UTF-8 (check the terminal's encoding)")
     text = query.strip()
     if not text:
         raise QueryError("query is empty: give a sentence describing the moment to find")
     return text
+
+
+# Bidirectional embedding, override and isolate controls: printed raw they reorder what a terminal shows.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """``text`` on one line, safe to print on a terminal: whitespace runs become one space; control characters (C0,
+    DEL, C1: ANSI escape sequences start with one), bidi controls and lone surrogates are shown as ``\\uXXXX``
+    escapes. Right-to-left letters and combining marks are kept."""
+    return "".join(f"\\u{ord(char):04x}" if unicodedata.category(char) == "Cc" or char in _BIDI_CONTROLS
+                   or "\ud800" <= char <= "\udfff" else char for char in " ".join(text.split()))
 
 
 def warn_if_not_latin(text: str) -> None:
@@ -64,8 +86,6 @@ def warn_if_not_latin(text: str) -> None:
 
 def shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 
 
 def parse_budget(text: str) -> tuple[float | None, float]:

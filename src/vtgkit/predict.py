@@ -63,7 +63,7 @@ class PredictorEntry:
         load_model: (checkpoint path, benchmark) -> model in eval mode on CPU.
         build_dataset: (samples, data root, benchmark, model) -> dataset of items without training targets.
         collate: items -> Batch the model's ``forward`` accepts.
-        postprocess: benchmark name -> the model's official post-processing of boundary rows.
+        postprocess: (benchmark name, model) -> the model's official post-processing of boundary rows.
         clip_range: model -> (min, max) number of clips a video may have (None: no bound).
         infer_benchmark: checkpoint path -> benchmark name, for models whose checkpoints record it (then
             ``--dataset`` may be omitted); None when the benchmark must be given.
@@ -72,7 +72,7 @@ class PredictorEntry:
     load_model: Callable[[Path, Benchmark], nn.Module]
     build_dataset: Callable[[list[GroundingSample], Path, Benchmark, nn.Module], Dataset]
     collate: Callable[[list[Any]], Batch]
-    postprocess: Callable[[str], PostprocessConfig]
+    postprocess: Callable[[str, nn.Module], PostprocessConfig]
     clip_range: Callable[[nn.Module], tuple[int | None, int | None]]
     infer_benchmark: Callable[[Path], str] | None = None
 
@@ -95,7 +95,9 @@ def _load_r2tuning(checkpoint: Path, benchmark: Benchmark) -> nn.Module:
 def _r2tuning_dataset(samples: list[GroundingSample], data_root: Path, benchmark: Benchmark,
                       model: nn.Module) -> Dataset:
     config = model.config
-    reader = R2TuningFeatureReader(data_root, arch=config.clip_arch, num_layers=config.num_layers)
+    reader = R2TuningFeatureReader(data_root, arch=config.clip_arch, num_layers=config.num_layers,
+                                   video_tokens=(config.tokens_per_frame, config.video_dims),
+                                   query_dims=config.query_dims)
     for folder in (reader.video_dir, reader.query_dir):
         if not folder.is_dir():
             raise FeatureFileNotFoundError(f"feature folder not found: {folder} (expected the official cache layout "
@@ -103,7 +105,7 @@ def _r2tuning_dataset(samples: list[GroundingSample], data_root: Path, benchmark
     return GroundingDataset(samples, reader, benchmark, with_targets=False)
 
 
-def _r2tuning_postprocess(benchmark_name: str) -> PostprocessConfig:
+def _r2tuning_postprocess(benchmark_name: str, model: nn.Module) -> PostprocessConfig:
     return postprocess_config("r2tuning", benchmark_name)
 
 
@@ -239,7 +241,7 @@ def predict(
         raise ConfigError(f"precision must be 'fp32' or 'bf16'; got {precision!r}")
     config = None
     if benchmark.has_moments:
-        config = entry.postprocess(benchmark.name)
+        config = entry.postprocess(benchmark.name, model)
         if not nms:
             config = dataclasses.replace(config, nms_method=None)
     dataset = _CheckedItems(entry.build_dataset(samples, Path(data_root), benchmark, model), samples,

@@ -23,7 +23,7 @@ from vtgkit.data.flashvtg_features import FlashVTGFeatureLayout, FlashVTGFeature
 from vtgkit.errors import ConfigError
 from vtgkit.evaluation.postprocess import PostprocessConfig, postprocess_config
 from vtgkit.models.flashvtg import FlashVTG
-from vtgkit.models.flashvtg.convert import load_official_checkpoint
+from vtgkit.models.flashvtg.convert import load_official_checkpoint, refuse_other_model
 from vtgkit.models.restricted_unpickler import load_restricted_checkpoint, namespace_to_dict
 from vtgkit.structures import Batch, GroundingSample
 
@@ -56,6 +56,7 @@ def flashvtg_benchmark_name(checkpoint: str | Path) -> str:
     """The vtgkit benchmark an official checkpoint was trained on (from its ``opt.dset_name``)."""
     checkpoint = Path(checkpoint)
     loaded = load_restricted_checkpoint(checkpoint)
+    refuse_other_model(loaded, checkpoint)
     options = namespace_to_dict(loaded["opt"]) if isinstance(loaded, dict) and "opt" in loaded else {}
     if "dset_name" not in options:
         raise ConfigError(f"{checkpoint}: no training options with 'dset_name'; pass --dataset")
@@ -108,13 +109,26 @@ class FlashVTGPredictionDataset(Dataset):
 
 def flashvtg_dataset(samples: list[GroundingSample], data_root: Path, benchmark: Benchmark,
                      model: FlashVTG) -> Dataset:
-    return FlashVTGPredictionDataset(samples, FlashVTGFeatureReader(data_root, feature_layout(model)))
+    reader = FlashVTGFeatureReader(data_root, feature_layout(model), video_dim=model.config.video_dim,
+                                   query_dim=model.config.query_dim)
+    return FlashVTGPredictionDataset(samples, reader)
 
 
 def collate_flashvtg_items(items: list[FlashVTGItem]) -> Batch:
     return collate_flashvtg(items)
 
 
-def flashvtg_postprocess(benchmark_name: str) -> PostprocessConfig:
-    """FlashVTG's post-processing with NMS 0.7 (the ``_nms_thd_0.7`` file); ``--no-nms`` turns NMS off."""
-    return postprocess_config("flashvtg", benchmark_name, with_nms=True)
+# spec flashvtg.md §6 step 3: only these dset_names clamp times to [0, 150]; qv_internvideo2, tacos, ... only round.
+_CLAMPED_DATASET_NAMES = {"hl", "charadesSTA"}
+
+
+def flashvtg_postprocess(benchmark_name: str, model: FlashVTG) -> PostprocessConfig:
+    """FlashVTG's post-processing with NMS 0.7 (the ``_nms_thd_0.7`` file); ``--no-nms`` turns NMS off.
+
+    The clamp to [0, 150] follows the checkpoint's ``dset_name``, not the benchmark: QVHighlights with InternVideo2
+    features (``qv_internvideo2``) is rounded only.
+    """
+    config = postprocess_config("flashvtg", benchmark_name, with_nms=True)
+    if model.config.dataset_name not in _CLAMPED_DATASET_NAMES:
+        config = dataclasses.replace(config, max_timestamp=None)
+    return config

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import numpy as np
 
 from vtgkit.atomic_files import save_npy_atomic, write_text_atomic
 
+MAX_MAPPED_ENTRIES = 8  # memory-mapped entries kept (each holds an open mapping, maybe a temporary file)
 DEFAULT_MEMORY_BYTES = 2 << 30  # 2 GiB: a 2-hour video at 0.5 fps (ViT-B/32, K=4) is ~1.05 GiB of float16
 
 
@@ -34,7 +36,8 @@ DEFAULT_MEMORY_BYTES = 2 << 30  # 2 GiB: a 2-hour video at 0.5 fps (ViT-B/32, K=
 class VideoFeatures:
     """The CLIP tokens of one video, one row per clip."""
 
-    tokens: np.ndarray  # (T, K, P, D) float16, possibly a read-only memory map
+    tokens: np.ndarray  # (T, ...) float16, possibly a read-only memory map: (T, K, P, D) CLIP tokens (R²-Tuning),
+    # (T, D) SlowFast+CLIP rows (FlashVTG)
     clip_len: float  # seconds per clip
     duration: float  # seconds, from the container (or T * clip_len when the container does not say)
 
@@ -59,8 +62,9 @@ class FeatureCache:
     """LRU of :class:`VideoFeatures` by key, bounded by ``max_bytes``, with an optional folder behind it.
 
     Args:
-        max_bytes: memory budget; the least recently used entries are dropped beyond it (an entry larger than the
-            whole budget is not kept in memory, only on disk when a folder is set). 0 disables the memory level.
+        max_bytes: memory budget of in-memory arrays; the least recently used entries are dropped beyond it (an
+            array larger than the whole budget is not kept, only on disk when a folder is set). Memory-mapped entries
+            are kept up to ``MAX_MAPPED_ENTRIES`` of them. 0 disables the memory level.
         directory: folder for the disk level, created on first write; None keeps features in memory only.
     """
 
@@ -70,6 +74,7 @@ class FeatureCache:
         self.max_bytes = max_bytes
         self.directory = Path(directory) if directory is not None else None
         self._entries: OrderedDict[str, VideoFeatures] = OrderedDict()
+        self.max_mapped_entries = MAX_MAPPED_ENTRIES
         self.hits = 0  # memory or disk
         self.misses = 0
 
@@ -80,6 +85,15 @@ class FeatureCache:
     def memory_bytes(self) -> int:
         """Bytes of the entries held in memory (memory-mapped entries count their full size)."""
         return sum(entry.nbytes for entry in self._entries.values())
+
+    @property
+    def resident_bytes(self) -> int:
+        """Bytes of the in-memory arrays; memory-mapped entries live in the page cache and count 0."""
+        return sum(entry.nbytes for entry in self._entries.values() if not isinstance(entry.tokens, np.memmap))
+
+    @property
+    def mapped_entries(self) -> int:
+        return sum(isinstance(entry.tokens, np.memmap) for entry in self._entries.values())
 
     def get(self, key: str) -> VideoFeatures | None:
         """The entry for ``key`` from memory, else from the folder (then kept in memory too); None if absent."""
@@ -126,11 +140,15 @@ class FeatureCache:
         self._entries.clear()
 
     def _remember(self, key: str, entry: VideoFeatures) -> None:
-        if entry.nbytes > self.max_bytes:
+        mapped = isinstance(entry.tokens, np.memmap)
+        if self.max_bytes == 0 or (not mapped and entry.nbytes > self.max_bytes):
             return
         self._entries[key] = entry
         self._entries.move_to_end(key)
-        while self.memory_bytes > self.max_bytes:
+        # Arrays are bounded by the byte budget. Mapped entries (disk level, or the temporary file of a long video
+        # without a folder) cost page cache, not resident memory, so they are bounded by count instead: that is
+        # what keeps a second query on a 10-hour video from decoding it again.
+        while self.resident_bytes > self.max_bytes or self.mapped_entries > self.max_mapped_entries:
             self._entries.popitem(last=False)
 
     def _paths(self, key: str) -> tuple[Path, Path]:
@@ -150,6 +168,18 @@ class FeatureCache:
             clip_len, duration = float(meta["clip_len"]), float(meta["duration"])
         except (OSError, ValueError, KeyError, TypeError):
             return None  # an unreadable entry is a miss: the caller extracts again and overwrites it
-        if tokens.ndim != 4 or tokens.dtype != np.float16 or tokens.shape[0] != meta.get("num_clips"):
+        if tokens.ndim < 2 or tokens.dtype != np.float16 or tokens.shape[0] != meta.get("num_clips"):
             return None
         return VideoFeatures(tokens=tokens, clip_len=clip_len, duration=duration)
+
+
+def release_mapped_pages(tokens: np.ndarray) -> None:
+    """Drop the resident pages of a memory-mapped array (no-op for in-memory arrays).
+
+    Reading window after window of a long video's memory map would otherwise leave every page touched so far in the
+    process's resident set (reclaimable page cache, but counted as the process's memory). The data stay in the file;
+    a later read faults the pages back in.
+    """
+    mapping = getattr(tokens, "_mmap", None)
+    if isinstance(tokens, np.memmap) and mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)

@@ -59,10 +59,11 @@ def test_unknown_checkpoint_name(run_vtgkit, grounding_assets: dict[str, Path]) 
     assert_one_line_error(code, err, "ground", "r2tuning-qvhighlights")  # the close match is suggested
 
 
-def test_flashvtg_checkpoint(run_vtgkit, grounding_assets: dict[str, Path]) -> None:
+def test_flashvtg_checkpoint_not_in_the_cache(run_vtgkit, grounding_assets: dict[str, Path], tmp_path: Path) -> None:
+    # Released FlashVTG files sit in Dropbox folders: placed by hand, and the message says where.
     code, _, err = run_vtgkit("ground", str(grounding_assets["video"]), "a dog", "--checkpoint",
-                              "flashvtg-qvhighlights", model=False)
-    assert_one_line_error(code, err, "ground", "not supported yet for raw videos", "vtgkit predict")
+                              "flashvtg-qvhighlights", "--cache-dir", str(tmp_path), model=False)
+    assert_one_line_error(code, err, "ground", "cannot be downloaded automatically", "place it at")
 
 
 def test_long_query_is_truncated_with_a_warning(run_vtgkit, grounding_assets: dict[str, Path]) -> None:

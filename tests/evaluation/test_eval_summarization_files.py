@@ -38,3 +38,14 @@ def test_youtube_split_tables_need_every_val_video_of_a_domain() -> None:
     # R²-Tuning's split ∩ anno has five videos more than the jsonl (spec metrics.md §6): they must not be skipped.
     with pytest.raises(AnnotationError, match="has no prediction for video"):
         evaluate("youtube_highlights", predictions, folder / "youtube_anno.json", splits=folder / "youtube_splits.json")
+
+
+@pytest.mark.parametrize(("dataset", "label"), [("tvsum", [[1.0] * 20, [float("nan")] + [2.0] * 19]),
+                                                  ("youtube_highlights", [1, float("inf"), 0])])
+def test_non_finite_ground_truth_labels_are_refused(tmp_path, dataset: str, label: list) -> None:  # noqa: ANN001
+    # Written by hand (json allows NaN/Infinity literals): a NaN label would silently corrupt the ranking metrics.
+    gt = tmp_path / "gt.jsonl"
+    gt.write_text(json.dumps({"qid": 7, "vid": "v", "domain": "d", "label": label}) + "\n")
+    predictions = [{"qid": 7, "pred_saliency_scores": [0.5] * len(label)}]
+    with pytest.raises(AnnotationError, match=r"gt\.jsonl.*label.*expected finite numbers"):
+        evaluate(dataset, predictions, gt)

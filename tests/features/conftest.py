@@ -52,7 +52,11 @@ def make_video(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
             options.setdefault("width", 160)
             options.setdefault("height", 96)
             options.setdefault("fps", 10)
-            made[key] = write_test_video(folder / name, seconds, **options)
+            # one subfolder per distinct video: two tests asking for "a.mp4" with other lengths must not overwrite
+            # each other's file (the name is kept: tests look up outputs by the video's stem)
+            target = folder / str(len(made)) / name
+            target.parent.mkdir()
+            made[key] = write_test_video(target, seconds, **options)
         return made[key]
 
     return make

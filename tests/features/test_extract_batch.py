@@ -120,14 +120,17 @@ def test_shards_split_the_work(tmp_path: Path, tiny_clip_file: Path, batch: dict
 
 def test_flashvtg_and_single_video_presets(tmp_path: Path, tiny_clip_file: Path, batch: dict[str, Path]) -> None:
     anno = _annotations(tmp_path)
-    assert _extract(tiny_clip_file, tmp_path / "f", [batch["a"]], "--preset", "flashvtg-qvhighlights") == 2
+    # SlowFast weights that are not there: a clear error before any work (no download attempted in tests)
+    assert _extract(tiny_clip_file, tmp_path / "f", [batch["a"]], "--preset", "flashvtg-qvhighlights",
+                    "--slowfast-weights", str(tmp_path / "missing.pkl")) == 2
     assert _extract(tiny_clip_file, tmp_path / "f", [batch["a"]], "--preset", "flashvtg-qvhighlights",
                     "--no-slowfast", "--annotations", str(anno)) == 0
     pooled = np.load(tmp_path / "f" / "clip_features" / "a.npz")["features"]
     assert pooled.shape == (2, TINY_CLIP.embed_dim) and pooled.dtype == np.float16  # 3 s at 0.5 fps
     text = np.load(tmp_path / "f" / "clip_text_features" / "qid7.npz")
-    assert text["last_hidden_state"].shape[1] == TINY_CLIP.embed_dim
-    assert np.array_equal(text["last_hidden_state"][-1], text["pooler_output"])
+    # Moment-DETR's text features: ln_final rows (width D, not projected) and the projected end-of-text row (E)
+    assert text["last_hidden_state"].shape[1] == TINY_CLIP.transformer_width
+    assert text["pooler_output"].shape == (TINY_CLIP.embed_dim,) and text["pooler_output"].dtype == np.float32
     assert _extract(tiny_clip_file, tmp_path / "s", [batch["a"], batch["vfr"]], "--preset",
                     "r2tuning-single-video", "--fps", "1") == 0
     assert np.load(tmp_path / "s" / "clip_b32_vid_k4_1.0fps" / "a.npy").shape[0] == 3

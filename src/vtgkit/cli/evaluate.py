@@ -67,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
         args.dataset, args.predictions, args.ground_truth, protocol=args.protocol, splits=args.splits, notes=notes
     )
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(metrics, indent=4))
+        from vtgkit.atomic_files import write_text_atomic
+
+        write_text_atomic(args.output, json.dumps(metrics, indent=4))  # never a half-written metrics file
     if not args.quiet:
         print(format_table(metrics))
         for note in _summarise_notes(notes):

@@ -17,7 +17,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "ground",
         help="find the moments of a video that match a text query",
-        description="Find the moments of VIDEO that match QUERY with an R2-Tuning checkpoint and a frozen CLIP. "
+        description="Find the moments of VIDEO that match QUERY with an R2-Tuning (or FlashVTG) checkpoint. "
                     "Prints a table of the best moments (start, end, score); long videos are processed in "
                     "overlapping windows and merged (docs/grounding.md).",
     )
@@ -31,12 +31,13 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from vtgkit.api import check_query, check_video
     from vtgkit.cli.grounder_options import build_grounder, one_line_warnings, print_rows, write_side_outputs
+    from vtgkit.grounding_inputs import printable
 
     check_video(args.video)  # fail on a bad path before loading any weights
     check_query(args.query)
     with one_line_warnings("ground"):
         grounder = build_grounder(args)
-        if grounder.model.coord_head is None:
+        if not grounder.has_moments:
             from vtgkit.errors import ConfigError
 
             raise ConfigError(f"{grounder.checkpoint} is a highlight-only checkpoint (no moment boundaries): use "
@@ -44,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
         result = grounder.predict(args.video, args.query)
     moments = result.moments[: args.top_k]
     extra = {"duration": result.highlights.duration, "checkpoint": grounder.checkpoint}
-    print_rows(args, moments, video=args.video, query=args.query, extra=extra)
+    # JSON keeps the query exactly (its encoder escapes control characters); text formats go to terminals.
+    shown_query = args.query if args.json else printable(args.query)
+    print_rows(args, moments, video=args.video, query=shown_query, extra=extra)
     write_side_outputs(args, "ground", moments, video=args.video, query=args.query, highlights=result.highlights,
                        checkpoint=grounder.checkpoint)
     return 0

@@ -21,9 +21,13 @@ def add_grounder_arguments(parser: argparse.ArgumentParser, top_k: int = 5) -> N
     group = parser.add_argument_group("model")
     group.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
                        help=f"released checkpoint name (default {DEFAULT_CHECKPOINT}; downloaded on first use), "
-                            "official .pth file, or vtgkit checkpoint (folder or .safetensors)")
+                            "official R2-Tuning .pth or FlashVTG .ckpt file, or vtgkit checkpoint (folder or "
+                            ".safetensors)")
     group.add_argument("--clip-weights", help="CLIP weight file (OpenAI .pt, state dict or .safetensors); default: "
                                               "the checkpoint's CLIP, downloaded into the cache on first use")
+    group.add_argument("--slowfast-weights",
+                       help="FlashVTG checkpoints: SlowFast R50 8x8 weights (Caffe2 .pkl, PySlowFast/pytorchvideo "
+                            ".pyth); default SLOWFAST_8x8_R50.pkl, downloaded into the cache on first use")
     group.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     group.add_argument("--top-k", type=int, default=top_k, help=f"rows to show / cut / plot (default {top_k})")
     group.add_argument("--cache-dir", type=Path,
@@ -71,7 +75,7 @@ def build_grounder(args: argparse.Namespace) -> Any:
     return Grounder.from_pretrained(
         args.checkpoint, clip_weights=args.clip_weights, benchmark=args.benchmark, cache_dir=args.cache_dir,
         progress=not args.quiet, device=args.device, precision=args.precision, pipeline=args.pipeline,
-        window_seconds=args.window,
+        window_seconds=args.window, slowfast_weights=args.slowfast_weights,
         feature_cache_dir=args.cache_dir / "features" if args.cache_dir is not None else None,
     )
 

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     from vtgkit.api import check_query, check_video
     from vtgkit.cli.grounder_options import build_grounder, one_line_warnings, write_side_outputs
+    from vtgkit.grounding_inputs import printable
     from vtgkit.moment_formats import format_saliency_csv, format_saliency_table, format_srt, saliency_to_records
 
     check_video(args.video)
@@ -47,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.csv:
         sys.stdout.write(format_saliency_csv(saliency[:num_clips], clip_len, duration))
     elif args.srt:
-        sys.stdout.write(format_srt(top, query=args.query))
+        sys.stdout.write(format_srt(top, query=printable(args.query)))
     else:
-        sys.stdout.write(f"query: {' '.join(args.query.split())}\n")
+        sys.stdout.write(f"query: {printable(args.query)}\n")  # one line, no terminal control characters
         sys.stdout.write(format_saliency_table(saliency[:num_clips], clip_len, duration, top_k=args.top_k))
     write_side_outputs(args, "highlights", top, video=args.video, query=args.query, highlights=highlights,
                        checkpoint=grounder.checkpoint)

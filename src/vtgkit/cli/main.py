@@ -49,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Expected failures (bad files, bad input) get one clear line, never a traceback.
         print(f"vtgkit {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except FileNotFoundError as error:
+    except OSError as error:
+        # A missing input, a folder that cannot be written, a full disk: the message names the file or folder.
         print(f"vtgkit {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

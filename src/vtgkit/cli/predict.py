@@ -49,6 +49,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from vtgkit.atomic_files import ensure_writable
     from vtgkit.data.benchmarks import get_benchmark
     from vtgkit.errors import ConfigError
     from vtgkit.predict import failures_path, get_predictor, load_samples, predict, write_jsonl
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
         args.dataset = flashvtg_benchmark_name(args.checkpoint)
     benchmark = get_benchmark(args.dataset)
+    ensure_writable(args.output)  # a read-only output folder is reported before the work, not after it
     samples, skipped = load_samples(benchmark, args.annotations, domain=args.domain, split=args.split,
                                     splits_file=args.splits)
     for reason, count in sorted(skipped.items()):

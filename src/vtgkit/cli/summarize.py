@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from vtgkit.api import DEFAULT_SUMMARY_QUERY, check_query, check_video, parse_budget
     from vtgkit.cli.grounder_options import build_grounder, one_line_warnings, print_rows, write_side_outputs
     from vtgkit.errors import ConfigError
+    from vtgkit.grounding_inputs import printable
     from vtgkit.summary import select_summary
 
     check_video(args.video)
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.video}: cannot summarise: {error}") from error
     total = sum(segment.duration for segment in segments)
     extra = {"duration": highlights.duration, "summary_seconds": total, "checkpoint": grounder.checkpoint}
-    print_rows(args, segments, video=args.video, query=query, extra=extra)
+    print_rows(args, segments, video=args.video, query=query if args.json else printable(query), extra=extra)
     write_side_outputs(args, "summarize", segments, video=args.video, query=query, highlights=highlights,
                        checkpoint=grounder.checkpoint)
     return 0

@@ -1,5 +1,12 @@
 """``vtgkit train RECIPE [key=value ...] --output DIR [--resume]``: train a model from an official recipe.
 
+Benchmarks: ``data_root=PATH`` is the folder with the official feature folders and annotation files, e.g.
+``vtgkit train flashvtg-qvhighlights data_root=/data/qvhighlights --output runs/fv-qv`` reads
+slowfast_features/, clip_features/, clip_text_features/ and highlight_{train,val}_release.jsonl;
+``vtgkit train r2tuning-tvsum_bk data_root=/data/tvsum --output runs/r2-bk`` reads clip_b32_vid_k4/,
+clip_b32_txt_k4/, tvsum_anno.json and tvsum_splits.json. Other file names: train_annotations=, eval_annotations=,
+test_annotations=, splits_file= (relative to data_root or absolute). --print-config shows every setting.
+
 Multi-process / multi-machine: launch this same command with torchrun, e.g.
 ``torchrun --nproc-per-node 2 -m vtgkit.cli.main train RECIPE --output DIR`` (gloo on CPU, nccl on CUDA).
 """
@@ -62,59 +69,17 @@ def run(args: argparse.Namespace) -> int:
                                    progress_bar=not args.no_progress)
     if metrics is not None:
         brief = metrics.get("brief", metrics)
-        print(f"trained {result.global_step} steps ({result.skipped_steps} skipped); best {config.best_metric} = "
-              f"{result.best_value} at epoch {result.best_epoch}; held-out metrics in {args.output / 'metrics.json'}")
+        best = (f"best {config.best_metric} = {result.best_value} at epoch {result.best_epoch}"
+                if result.best_epoch is not None else
+                f"no evaluation ran (eval_every_epochs={config.eval_every_epochs}), last checkpoint scored")
+        print(f"trained {result.global_step} steps ({result.skipped_steps} skipped); {best}; held-out metrics in "
+              f"{args.output / 'metrics.json'}")
         print(" ".join(f"{key}={value}" for key, value in brief.items()))
     return 0
 
 
 def _training_data(config: Any, output: Path) -> Any:
     """Where the recipe's data lives: a SynthVTG folder (built on first use) or a benchmark root."""
-    from vtgkit.errors import ConfigError
-    from vtgkit.evaluation.postprocess import PostprocessConfig, postprocess_config
-    from vtgkit.train.runner import TrainingData, flashvtg_source, r2tuning_source
+    from vtgkit.train.benchmark_data import training_data
 
-    if config.dataset == "synthvtg":
-        from vtgkit.synth import pipeline
-
-        root = Path(config.data_root) if config.data_root else output / "synthvtg"
-        summary = pipeline.prepare_synthvtg(root, seed=config.seed)
-        print(f"SynthVTG data in {root}: {summary['splits']}")
-        benchmark = pipeline.SYNTHVTG_BENCHMARK
-        if config.model == "flashvtg":
-            source = flashvtg_source(benchmark, pipeline.synthvtg_flashvtg_reader(root), "qvhighlights", config.seed)
-            postprocess = PostprocessConfig("flashvtg", unit=2.0, decimals=4)
-        else:
-            source = r2tuning_source(benchmark, pipeline.synthvtg_feature_reader(root))
-            postprocess = PostprocessConfig("r2tuning", unit=benchmark.unit, nms_method="normal", nms_threshold=0.7)
-        files = benchmark.annotation_files
-        return TrainingData(
-            source=source,
-            train_file=root / files[config.train_split],
-            eval_file=root / files[config.eval_split],
-            test_file=root / files["test"],
-            postprocess=postprocess,
-            evaluator_dataset="qvhighlights",  # QVHighlights-format files, QVHighlights metrics
-            # SynthVTG has no window longer than 30 s; the moment_detr evaluator crashes on an empty length bucket,
-            # R2-Tuning's evaluator (same metrics) falls back to the full set (spec r2-tuning.md §9).
-            evaluator_protocol="r2tuning",
-        )
-    from vtgkit.data import R2TuningFeatureReader, get_benchmark
-
-    benchmark = get_benchmark(config.dataset)
-    if not config.data_root:
-        raise ConfigError(f"recipe {config.recipe}: set data_root=PATH (the folder with {benchmark.name}'s "
-                          f"annotation files {sorted(benchmark.annotation_files.values())} and feature folders)")
-    if config.domain is not None or config.model != "r2tuning":
-        raise ConfigError(f"recipe {config.recipe}: training on {benchmark.name} with {config.model} is not wired "
-                          "into `vtgkit train` yet (R2-Tuning moment-retrieval benchmarks and SynthVTG are)")
-    root = Path(config.data_root)
-    files = benchmark.annotation_files
-    return TrainingData(
-        source=r2tuning_source(benchmark, R2TuningFeatureReader(root)),
-        train_file=root / files[config.train_split],
-        eval_file=root / files[config.eval_split],
-        test_file=None,
-        postprocess=postprocess_config("r2tuning", benchmark.name),
-        evaluator_dataset=benchmark.name,
-    )
+    return training_data(config, output)

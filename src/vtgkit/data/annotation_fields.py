@@ -12,43 +12,45 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vtgkit.bounded_json import iter_lines, read_json_document
 from vtgkit.errors import AnnotationError
 
 
-def read_jsonl(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def read_jsonl(path: str | Path, max_line_bytes: int | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(location, record)`` for every non-blank line of a JSON-lines file.
 
-    ``location`` is ``"<path> line <n>"`` (1-based physical line), ready to prefix an error message.
+    ``location`` is ``"<path> line <n>"`` (1-based physical line), ready to prefix an error message. Lines are read
+    with a byte limit (default ``vtgkit.bounded_json.MAX_LINE_BYTES``), so a huge line fails fast with its number.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"annotation file not found: {path}")
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            location = f"{path} line {number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise AnnotationError(f"{location}: not valid JSON ({error.msg} at column {error.colno})") from None
-            if not isinstance(record, dict):
-                raise AnnotationError(f"{location}: expected a JSON object per line; got {type(record).__name__}")
-            yield location, record
+    for number, line in iter_lines(path, max_line_bytes):
+        if not line.strip():
+            continue
+        location = f"{path} line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise AnnotationError(f"{location}: not valid JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(record, dict):
+            raise AnnotationError(f"{location}: expected a JSON object per line; got {type(record).__name__}")
+        yield location, record
 
 
 def read_json_object(path: str | Path) -> dict[str, Any]:
-    """Load a JSON file whose top level must be an object (e.g. ``tvsum_anno.json`` keyed by video id)."""
+    """Load a JSON file whose top level must be a non-empty object (e.g. ``tvsum_anno.json`` keyed by video id).
+
+    A key that appears twice is an error (the standard parser would keep the last one silently).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"annotation file not found: {path}")
-    try:
-        with path.open(encoding="utf-8") as handle:
-            data = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise AnnotationError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    data = read_json_document(path)
     if not isinstance(data, dict):
         raise AnnotationError(f"{path}: expected a JSON object at the top level; got {type(data).__name__}")
+    if not data:
+        raise AnnotationError(f"{path}: no records (the JSON object is empty)")
     return data
 
 
@@ -76,6 +78,14 @@ def check_id(record: dict[str, Any], key: str, location: str) -> int | str:
     if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
         raise AnnotationError(f"{location}: '{key}' must be an integer or a non-empty string; got {_short(value)}")
     return value
+
+
+def check_unique_id(value: int | str, location: str, first_seen: dict[int | str, str], key: str = "qid") -> None:
+    """Record where ``value`` was first seen; raise naming both places when it repeats."""
+    if value in first_seen:
+        raise AnnotationError(f"{location}: '{key}' {value!r} repeats the {key} of {first_seen[value]}; {key}s name "
+                              "feature files and predictions, so they must be unique")
+    first_seen[value] = location
 
 
 def check_string(record: dict[str, Any], key: str, location: str, *, allow_empty: bool = False) -> str:

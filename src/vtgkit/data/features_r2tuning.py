@@ -70,11 +70,18 @@ class R2TuningFeatureReader:
         num_layers: K, the number of stored CLIP layers (names the folders; files must agree).
         dtype: the stored dtype every file must have.
         mmap: memory-map files instead of reading them at once (the data is copied when validated).
+        video_tokens: (P, Dv) every video file must end with, e.g. the model's ``(tokens_per_frame, video_dims)``;
+            None reads them from each file.
+        query_dims: Dq every query file must end with; None reads it from each file.
     """
 
     def __init__(self, root: str | Path, arch: str = "ViT-B/32", num_layers: int = 4,
-                 dtype: np.dtype | type = np.float16, mmap: bool = True) -> None:
+                 dtype: np.dtype | type = np.float16, mmap: bool = True,
+                 video_tokens: tuple[int, int] | None = None, query_dims: int | None = None) -> None:
         self.root = Path(root)
+        # Checked per file, so a cache of another CLIP fails its own queries with the file named, not the model.
+        self.video_tail = tuple(video_tokens) if video_tokens is not None else None
+        self.query_tail = (query_dims,) if query_dims is not None else None
         video_folder, query_folder = feature_folder_names(arch, num_layers)
         self.video_dir = self.root / video_folder
         self.query_dir = self.root / query_folder
@@ -92,27 +99,27 @@ class R2TuningFeatureReader:
         """Validated shape (T, K, P, Dv) read from the file header only."""
         path = self.video_path(video_id)
         shape, dtype = read_npy_header(path)
-        self._check_layout(path, shape, dtype, ndim=4, axes=VIDEO_AXES)
+        self._check_layout(path, shape, dtype, ndim=4, axes=VIDEO_AXES, tail=self.video_tail)
         return shape
 
     def query_shape(self, query_id: str) -> tuple[int, ...]:
         """Validated shape (L, K, Dq) read from the file header only."""
         path = self.query_path(query_id)
         shape, dtype = read_npy_header(path)
-        self._check_layout(path, shape, dtype, ndim=3, axes=QUERY_AXES)
+        self._check_layout(path, shape, dtype, ndim=3, axes=QUERY_AXES, tail=self.query_tail)
         return shape
 
     def read_video(self, video_id: str) -> np.ndarray:
         """Video features (T, K, P, Dv) in the stored dtype, checked for shape, dtype and finiteness."""
-        return self._read(self.video_path(video_id), ndim=4, axes=VIDEO_AXES)
+        return self._read(self.video_path(video_id), ndim=4, axes=VIDEO_AXES, tail=self.video_tail)
 
     def read_query(self, query_id: str) -> np.ndarray:
         """Query features (L, K, Dq) in the stored dtype, checked for shape, dtype and finiteness."""
-        return self._read(self.query_path(query_id), ndim=3, axes=QUERY_AXES)
+        return self._read(self.query_path(query_id), ndim=3, axes=QUERY_AXES, tail=self.query_tail)
 
-    def _read(self, path: Path, *, ndim: int, axes: str) -> np.ndarray:
+    def _read(self, path: Path, *, ndim: int, axes: str, tail: tuple[int, ...] | None) -> np.ndarray:
         array = load_npy(path, mmap=self.mmap)
-        self._check_layout(path, array.shape, array.dtype, ndim=ndim, axes=axes)
+        self._check_layout(path, array.shape, array.dtype, ndim=ndim, axes=axes, tail=tail)
         try:
             array = np.array(array)  # an owned, writable copy (reads the memory map)
         except (ValueError, OSError) as error:
@@ -123,7 +130,8 @@ class R2TuningFeatureReader:
                                f"(first at index {tuple(int(i) for i in bad[0])})")
         return array
 
-    def _check_layout(self, path: Path, shape: tuple[int, ...], dtype: np.dtype, *, ndim: int, axes: str) -> None:
+    def _check_layout(self, path: Path, shape: tuple[int, ...], dtype: np.dtype, *, ndim: int, axes: str,
+                      tail: tuple[int, ...] | None = None) -> None:
         if len(shape) != ndim:
             raise FeatureError(f"{path}: expected a {ndim}-d array {axes}; got shape {tuple(shape)}")
         if shape[1] != self.num_layers:
@@ -133,3 +141,6 @@ class R2TuningFeatureReader:
             raise FeatureError(f"{path}: expected non-empty axes {axes}; got shape {tuple(shape)}")
         if dtype != self.dtype:
             raise FeatureError(f"{path}: expected dtype {self.dtype}; got {dtype}")
+        if tail is not None and tuple(shape[2:]) != tail:
+            raise FeatureError(f"{path}: expected trailing axes {tail} {axes} (what the model was built for); got "
+                               f"shape {tuple(shape)}. Were these features extracted with another CLIP?")

@@ -115,8 +115,12 @@ def build_flashvtg_items(
         raise ConfigError(f"unknown FlashVTG label kind {label_kind!r}; known: {LABEL_KINDS}")
     rng = random.Random(seed)
     items = []
+    # Queries of one video share its (read-only) feature tensor: TACoS has ~120 queries per video, Charades-STA ~2.
+    videos: dict[str, torch.Tensor] = {}
     for sample in samples:
-        video = torch.from_numpy(reader.read_video(sample.vid))
+        if sample.vid not in videos:
+            videos[sample.vid] = torch.from_numpy(reader.read_video(sample.vid))
+        video = videos[sample.vid]
         item = FlashVTGItem(sample=sample, video=video, query=torch.from_numpy(reader.read_query(sample.qid)),
                             clip_len=reader.layout.clip_len)
         if label_kind is not None:

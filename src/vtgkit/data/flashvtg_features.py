@@ -94,6 +94,27 @@ def temporal_endpoint_features(num_clips: int) -> np.ndarray:
     return torch.stack([start, start + 1.0 / num_clips], dim=1).numpy()
 
 
+def preprocess_video_rows(per_dir: list[np.ndarray], max_video_len: int = -1) -> np.ndarray:
+    """The official per-video preprocessing (spec §1.2) of raw feature rows, one (n_i, D_i) array per folder in
+    concatenation order: each cut to ``max_video_len`` rows (-1: all), float32, L2-normalised; all cut to the
+    shortest; concatenated; TEF appended. Returns (T, ΣD + 2) float32."""
+    limit = None if max_video_len < 0 else max_video_len
+    normalised = [l2_normalize_rows(np.asarray(rows, dtype=np.float32)[:limit]) for rows in per_dir]
+    length = min(len(rows) for rows in normalised)  # spec §1.2 step 2: some extractors give one row more
+    video = np.concatenate([rows[:length] for rows in normalised], axis=1)
+    return np.concatenate([video, temporal_endpoint_features(length)], axis=1)
+
+
+def preprocess_query_tokens(tokens: np.ndarray, layout: FlashVTGFeatureLayout) -> np.ndarray:
+    """The official per-query preprocessing (spec §1.3) of ``last_hidden_state`` rows (L, Dq): float32; the first
+    ``max_query_len`` tokens (-1: 100) L2-normalised, except TVSum / YouTube Highlights, whose text is used raw."""
+    tokens = np.asarray(tokens, dtype=np.float32)
+    if not layout.normalize_text:
+        return tokens  # spec §1.3: TVSum / YouTube Highlights use last_hidden_state raw, uncut
+    limit = 100 if layout.max_query_len < 0 else layout.max_query_len
+    return l2_normalize_rows(tokens[:limit])
+
+
 def _load_array(path: Path, key: str | None) -> np.ndarray:
     try:
         if path.suffix == ".npz":
@@ -121,17 +142,29 @@ def _check_rows(array: np.ndarray, path: Path, what: str) -> np.ndarray:
     return array
 
 
+def _check_id(key: str, kind: str) -> str:
+    # Ids become file names: refuse anything that would leave the feature folder.
+    if not key or "/" in key or "\\" in key or key in {".", ".."}:
+        raise FeatureError(f"{kind} id {key!r} cannot name a feature file (empty, or contains a path separator)")
+    return key
+
+
 class FlashVTGFeatureReader:
     """Reads and preprocesses features of the official FlashVTG layout under ``root``.
 
     Args:
         root: the data root holding the feature folders.
         layout: folder names and rules (:data:`FLASHVTG_LAYOUTS`).
+        video_dim: width every preprocessed video must have (ΣD + 2 TEF, the model's ``video_dim``); None: any.
+        query_dim: width of the text tokens (the model's ``query_dim``); None: any.
     """
 
-    def __init__(self, root: str | Path, layout: FlashVTGFeatureLayout = _QV) -> None:
+    def __init__(self, root: str | Path, layout: FlashVTGFeatureLayout = _QV, *, video_dim: int | None = None,
+                 query_dim: int | None = None) -> None:
         self.root = Path(root)
         self.layout = layout
+        self.video_dim = video_dim
+        self.query_dim = query_dim
         for folder in (*layout.video_dirs, layout.text_dir):
             if not (self.root / folder).is_dir():
                 raise FeatureFileNotFoundError(
@@ -159,27 +192,34 @@ class FlashVTGFeatureReader:
         limit = None if self.layout.max_video_len < 0 else self.layout.max_video_len
         parts = [_check_rows(_load_array(p, "features"), p, "video features")[:limit] for p in paths]
         # TVSum: RGB and optical-flow halves are concatenated along features.
-        rows = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
-        return l2_normalize_rows(rows)
+        if len({len(part) for part in parts}) > 1:
+            raise FeatureError(f"video {vid!r}: {' and '.join(str(p) for p in paths)} must have the same number of "
+                               f"rows (clips); found {[len(part) for part in parts]}")
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
 
     def read_video(self, vid: str) -> np.ndarray:
         """Preprocessed video features (T, ΣD + 2) float32: normalised folders, cut to the shortest, plus TEF."""
+        _check_id(vid, "video")
+        # Rows are already cut to max_video_len (float32, checked) by _read_video_dir.
         per_dir = [self._read_video_dir(self.root / folder, vid) for folder in self.layout.video_dirs]
-        # spec §1.2 step 2: some extractors give one row more; every folder is cut to the shortest.
-        length = min(len(rows) for rows in per_dir)
-        video = np.concatenate([rows[:length] for rows in per_dir], axis=1)
-        return np.concatenate([video, temporal_endpoint_features(length)], axis=1)
+        video = preprocess_video_rows(per_dir)
+        if self.video_dim is not None and video.shape[1] != self.video_dim:
+            widths = " + ".join(f"{rows.shape[1]} ({folder})" for rows, folder in zip(per_dir, self.layout.video_dirs,
+                                                                                    strict=True))
+            raise FeatureError(f"video {vid!r} under {self.root}: feature widths {widths} + 2 (TEF) = "
+                               f"{video.shape[1]}; the model expects {self.video_dim}")
+        return video
 
     def read_query(self, qid: int | str) -> np.ndarray:
         """Preprocessed text token features (L, Dq) float32."""
         folder = self.root / self.layout.text_dir
-        stem = self.layout.text_file.format(qid=qid)
+        stem = _check_id(self.layout.text_file.format(qid=qid), "query")
         candidates = [(folder / f"{stem}.npz",)]
         if self.layout.text_file.startswith("qid"):  # QV / Charades also accept a .pt tensor
             candidates.append((folder / f"{stem}.pt",))
         (path,) = self._first_existing(candidates, f"query {qid!r}")
         tokens = _check_rows(_load_array(path, "last_hidden_state"), path, "text features")
-        if not self.layout.normalize_text:
-            return tokens  # spec §1.3: TVSum / YouTube Highlights use last_hidden_state raw, uncut
-        limit = 100 if self.layout.max_query_len < 0 else self.layout.max_query_len
-        return l2_normalize_rows(tokens[:limit])
+        if self.query_dim is not None and tokens.shape[1] != self.query_dim:
+            raise FeatureError(f"{path}: text features of width {tokens.shape[1]}; the model expects "
+                               f"(tokens, {self.query_dim})")
+        return preprocess_query_tokens(tokens, self.layout)

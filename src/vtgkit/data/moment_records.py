@@ -12,6 +12,7 @@ from vtgkit.data.annotation_fields import (
     check_id,
     check_rater_scores,
     check_string,
+    check_unique_id,
     check_windows,
     read_jsonl,
 )
@@ -74,10 +75,7 @@ def load_moment_jsonl(
     first_seen: dict[int | str, str] = {}
     for location, record in read_jsonl(path):
         sample = parse(record, location)
-        if sample.qid in first_seen:
-            raise AnnotationError(f"{location}: 'qid' {sample.qid!r} repeats the qid of {first_seen[sample.qid]}; "
-                                  "qids name query feature files and predictions, so they must be unique")
-        first_seen[sample.qid] = location
+        check_unique_id(sample.qid, location, first_seen)
         samples.append(sample)
     if not samples:
         raise AnnotationError(f"{path}: no records (the file is empty)")

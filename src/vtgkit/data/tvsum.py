@@ -24,6 +24,7 @@ from vtgkit.data.annotation_fields import (
     check_number_matrix,
     check_positive_number,
     check_string,
+    check_unique_id,
     read_json_object,
     read_jsonl,
     require,
@@ -77,12 +78,14 @@ def load_tvsum(path: str | Path) -> list[GroundingSample]:
 def load_tvsum_jsonl(path: str | Path) -> list[GroundingSample]:
     """Parse FlashVTG's ``tvsum_{train,val}.jsonl`` (one video per line) into samples, in file order."""
     samples = []
+    first_seen: dict[int | str, str] = {}
     for location, record in read_jsonl(path):
         qid = check_id(record, "qid", location)
         vid = check_string(record, "vid", location)
         query = check_string(record, "query", location, allow_empty=True)
         domain = check_string(record, "domain", location)
         scores = check_number_matrix(require(record, "label", location), location, "label", columns=NUM_ANNOTATORS)
+        check_unique_id(qid, location, first_seen)
         samples.append(GroundingSample(qid=qid, vid=vid, query=query, duration=None,
                                        clip_saliency=tvsum_saliency(scores), domain=domain, raw=record))
     if not samples:

@@ -25,6 +25,7 @@ from vtgkit.data.annotation_fields import (
     check_number_list,
     check_positive_number,
     check_string,
+    check_unique_id,
     read_json_object,
     read_jsonl,
     require,
@@ -79,12 +80,15 @@ def load_youtube_highlights(path: str | Path) -> list[GroundingSample]:
 def load_youtube_highlights_jsonl(path: str | Path) -> list[GroundingSample]:
     """Parse FlashVTG's ``youtube_{train,valid}.jsonl`` (one video per line) into samples, in file order."""
     samples = []
+    first_seen: dict[int | str, str] = {}
     for location, record in read_jsonl(path):
         qid = check_id(record, "qid", location)
         vid = check_string(record, "vid", location)
         query = check_string(record, "query", location, allow_empty=True)
         match = check_number_list(require(record, "match", location), location, "match")
-        samples.append(_youtube_sample(record, location, qid, vid, query, match))
+        sample = _youtube_sample(record, location, qid, vid, query, match)
+        check_unique_id(qid, location, first_seen)
+        samples.append(sample)
     if not samples:
         raise AnnotationError(f"{path}: no records (the file is empty)")
     return samples

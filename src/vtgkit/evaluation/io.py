@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from vtgkit.bounded_json import iter_lines, read_json_document
 from vtgkit.errors import AnnotationError
 
 try:  # optional: about 3x faster parsing of large prediction files; the standard parser is the fallback
@@ -36,31 +37,34 @@ class Records:
         return f"{location}: field {field!r}" if field else location
 
 
-def read_jsonl(path: str | Path) -> Records:
-    """Read a JSON-lines file: one JSON object per line (an empty line is an error, as in the official loader)."""
+def read_jsonl(path: str | Path, max_line_bytes: int | None = None) -> Records:
+    """Read a JSON-lines file: one JSON object per line (an empty line is an error, as in the official loader).
+
+    Lines are read with a byte limit (default ``vtgkit.bounded_json.MAX_LINE_BYTES``): a huge line is an error
+    naming the file, the line and the limit, and is never loaded whole.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            stripped = text.strip()
-            if not stripped:
-                raise AnnotationError(f"{path} line {number}: empty line; expected one JSON object per line")
-            row = _parse_line(stripped)
-            if row is _INVALID:
-                try:
-                    row = json.loads(stripped)  # the standard parser also reads NaN/Infinity, reported later
-                except json.JSONDecodeError as error:
-                    raise AnnotationError(
-                        f"{path} line {number}: not valid JSON ({error.msg} at column {error.colno}); "
-                        "expected a JSON-lines file with one object per line"
-                    ) from None
-            if not isinstance(row, dict):
-                raise AnnotationError(f"{path} line {number}: expected a JSON object, found {type(row).__name__}")
-            rows.append(row)
-            lines.append(number)
+    for number, text in iter_lines(path, max_line_bytes):
+        stripped = text.strip()
+        if not stripped:
+            raise AnnotationError(f"{path} line {number}: empty line; expected one JSON object per line")
+        row = _parse_line(stripped)
+        if row is _INVALID:
+            try:
+                row = json.loads(stripped)  # the standard parser also reads NaN/Infinity, reported later
+            except json.JSONDecodeError as error:
+                raise AnnotationError(
+                    f"{path} line {number}: not valid JSON ({error.msg} at column {error.colno}); "
+                    "expected a JSON-lines file with one object per line"
+                ) from None
+        if not isinstance(row, dict):
+            raise AnnotationError(f"{path} line {number}: expected a JSON object, found {type(row).__name__}")
+        rows.append(row)
+        lines.append(number)
     if not rows:
         raise AnnotationError(f"{path}: no records (empty file)")
     return Records(str(path), rows, lines)
@@ -79,14 +83,12 @@ def _parse_line(text: str) -> Any:
 
 
 def read_json(path: str | Path) -> Any:
-    """Read a whole-file JSON document (R²-Tuning's ``*_anno.json`` / split tables)."""
+    """Read a whole-file JSON document (R²-Tuning's ``*_anno.json`` / split tables): size-limited, and a key that
+    appears twice in an object is an error."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise AnnotationError(f"{path} line {error.lineno}: not valid JSON ({error.msg})") from None
+    return read_json_document(path)
 
 
 def as_records(data: str | Path | Records | Sequence[dict[str, Any]], name: str) -> Records:
@@ -156,12 +158,20 @@ def check_same_ids(pred_ids: Iterable[Any], gt_ids: Iterable[Any], pred_source: 
     raise AnnotationError("; ".join(parts) + " (the official evaluator requires equal qid sets)")
 
 
+def _numeric_array(value: list[Any]) -> np.ndarray:
+    """``value`` as float64 when every entry is a number; numpy would also convert numeric strings ("4")."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf":
+        raise ValueError("not all numbers")
+    return array.astype(np.float64, copy=False)
+
+
 def windows_array(records: Records, index: int, field: str, width: int, allow_empty: bool = False) -> np.ndarray:
     """Validate a list of windows ``[[start, end(, score)], ...]`` -> (N, width) float64: finite, start <= end."""
     value = require_field(records, index, field)
     if isinstance(value, list) and (value or allow_empty):
         try:  # fast path: a well-formed list converts in one call; anything else gets the detailed check below
-            array = np.asarray(value, dtype=np.float64).reshape(len(value), -1)
+            array = _numeric_array(value).reshape(len(value), -1)
         except (TypeError, ValueError):
             array = None
         if array is not None and array.shape[1] >= width and np.isfinite(array[:, :width]).all():
@@ -198,7 +208,7 @@ def score_list(records: Records, index: int, field: str) -> np.ndarray:
     value = require_field(records, index, field)
     if isinstance(value, list) and value:
         try:
-            array = np.asarray(value, dtype=np.float64)
+            array = _numeric_array(value)
         except (TypeError, ValueError):
             array = None
         if array is not None and array.ndim == 1 and np.isfinite(array).all():

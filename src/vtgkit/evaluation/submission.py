@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from vtgkit.atomic_files import atomic_path, atomic_write
 from vtgkit.errors import AnnotationError
 from vtgkit.evaluation.io import as_records, qid_index
 
@@ -20,9 +21,9 @@ SUBMISSION_NAMES = {"val": "hl_val_submission.jsonl", "test": "hl_test_submissio
 
 
 def write_submission(records: Iterable[dict[str, Any]], path: str | Path) -> int:
-    """Write prediction dicts as JSON lines (one per query, in the given order); returns the count."""
+    """Write prediction dicts as JSON lines (one per query, in the given order), atomically; returns the count."""
     count = 0
-    with open(path, "w", encoding="utf-8") as handle:
+    with atomic_write(path, "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record) + "\n")
             count += 1
@@ -44,7 +45,7 @@ def package_submission(val_predictions: str | Path, test_predictions: str | Path
                 raise AnnotationError(
                     f"{records.where(index)}: needs 'pred_relevant_windows' and/or 'pred_saliency_scores'"
                 )
-    with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with atomic_path(output) as temporary, zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.write(val_predictions, SUBMISSION_NAMES["val"])
         archive.write(test_predictions, SUBMISSION_NAMES["test"])
     return output

@@ -52,9 +52,18 @@ def _label_table(benchmark: str, value: Any, where: str) -> np.ndarray:
             table = table[:, 0]
         if table.ndim != 1 or len(table) == 0:
             raise AnnotationError(f"{where}: expected one [0 or 1] per segment, found {str(value)[:80]}")
-        return table
+        return _finite(table, where)
     if table.ndim != 2 or table.shape[0] == 0 or table.shape[1] != 20:
         raise AnnotationError(f"{where}: expected clips × 20 user scores, found shape {table.shape}")
+    return _finite(table, where)
+
+
+def _finite(table: np.ndarray, where: str) -> np.ndarray:
+    # NaN/inf labels would silently corrupt the ranking metrics (NaN compares false everywhere).
+    bad = np.argwhere(~np.isfinite(table))
+    if len(bad):
+        raise AnnotationError(f"{where}: expected finite numbers, found {table[tuple(bad[0])]} at index "
+                              f"{tuple(int(i) for i in bad[0])} ({len(bad)} non-finite values)")
     return table
 
 
@@ -76,6 +85,7 @@ def _from_split_tables(benchmark: str, anno_path: Path, splits_path: Path) -> di
                 match = np.asarray(entry.get("match", []), dtype=np.float64)
                 if match.ndim != 1 or len(match) == 0:
                     raise AnnotationError(f"{where} 'match': expected a list of -1/0/1 per segment")
+                _finite(match, f"{where} 'match'")
                 labels[vid] = (domain, (match > 0).astype(np.float64))
             else:
                 labels[vid] = (domain, _label_table(benchmark, entry.get("anno"), f"{where} 'anno'"))

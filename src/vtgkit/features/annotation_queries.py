@@ -41,7 +41,14 @@ def _load(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
     """(location, record) pairs and whether the file is keyed by video id."""
     if not path.is_file():
         raise AnnotationError(f"{path}: annotation file not found")
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise AnnotationError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column {column}); "
+                              "annotation files must be UTF-8") from None
     if path.suffix == ".jsonl":
         records = []
         for number, line in enumerate(text.splitlines(), start=1):

@@ -13,6 +13,7 @@ Two samplers, named after what they do, reproduce the two official R²-Tuning pa
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +25,17 @@ from vtgkit.errors import ConfigError, VideoError
 from vtgkit.features.filter_graph import build_fps_filter_graph
 
 _AV_TIME_BASE = Fraction(1, 1_000_000)
+
+
+class DamagedVideoWarning(UserWarning):
+    """Part of a video could not be read: corrupt packets were skipped, the file ends early, or the stream ends
+    before the duration its header declares. The features come from the frames that could be decoded."""
+
+
+def _is_image_format(format_name: str) -> bool:
+    """ffmpeg's still-image demuxers (``png_pipe``, ``jpeg_pipe``, ``webp_pipe``, …, ``image2``): a picture renamed
+    to ``.mp4`` opens as a one-frame "video" without a duration."""
+    return any(name.endswith("_pipe") or name == "image2" for name in format_name.split(","))
 
 
 def _import_av():  # noqa: ANN202 - module object
@@ -66,6 +78,8 @@ def _video_stream(container, path: Path):  # noqa: ANN001, ANN202
     if not container.streams.video:
         kinds = sorted({stream.type for stream in container.streams}) or ["none"]
         raise VideoError(f"{path}: no video stream (streams found: {', '.join(kinds)})")
+    if _is_image_format(container.format.name):
+        raise VideoError(f"{path}: is a still image ({container.format.name}), not a video")
     stream = container.streams.video[0]
     if not stream.codec_context.width or not stream.codec_context.height:
         raise VideoError(f"{path}: video stream has no frame size (corrupt header?)")
@@ -109,12 +123,65 @@ def official_scaled_size(width: int, height: int, size: int) -> tuple[int, int, 
 
 
 def _decode(container, stream, path: Path) -> Iterator:  # noqa: ANN001
-    """Decoded frames of ``stream``; any FFmpeg failure becomes a ``VideoError`` naming the file."""
+    """Decoded frames of ``stream``, going on past damage as the ffmpeg command line (the official tools) does.
+
+    A packet the decoder rejects is skipped (its frames are lost, not the video); a read error ends the input like an
+    end of file. What was skipped is reported in one :class:`DamagedVideoWarning`; a ``VideoError`` naming the file
+    is raised only when nothing could be decoded.
+    """
     av = _import_av()
-    try:
-        yield from container.decode(stream)
-    except av.FFmpegError as error:
-        raise VideoError(f"{path}: decoding failed: {error}") from error
+    packets = container.demux(stream)
+    decoded = corrupt = 0
+    first_error: Exception | None = None
+    read_error: Exception | None = None
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.FFmpegError as error:
+            read_error = error
+            packet = None  # flush the decoder: the frames it holds were decoded from good packets
+        try:
+            frames = packet.decode() if packet is not None else stream.codec_context.decode(None)
+        except av.FFmpegError as error:
+            corrupt += 1
+            first_error = first_error or error
+            frames = []
+        for frame in frames:
+            decoded += 1
+            yield frame
+        if read_error is not None:
+            break
+    problems = []
+    if corrupt:
+        problems.append(f"{corrupt} corrupt packet(s) skipped (first error: {first_error})")
+    if read_error is not None:
+        problems.append(f"reading stopped early ({read_error})")
+    if problems and not decoded:
+        raise VideoError(f"{path}: decoding failed, no frame could be decoded: {'; '.join(problems)}")
+    if problems:
+        warnings.warn(DamagedVideoWarning(f"{path}: {'; '.join(problems)}; the {decoded} frames that could be "
+                                          "decoded are used"), stacklevel=2)
+
+
+def _warn_if_short(container, stream, end_pts: int | None, fps: float, path: Path) -> None:  # noqa: ANN001
+    """Warn when the decoded frames end more than one sampling interval before the declared duration: a truncated
+    file whose header still describes the whole video (ffmpeg stops at the cut without an error). The container's
+    duration stands in for the stream's only when the video is the container's one stream (audio may be longer)."""
+    if end_pts is None or stream.time_base is None:
+        return
+    if stream.duration is not None:
+        declared = float(stream.duration * stream.time_base)
+    elif container.duration is not None and len(container.streams) == 1:
+        declared = container.duration / 1_000_000
+    else:
+        return
+    ended = float((end_pts - (stream.start_time or 0)) * stream.time_base)
+    if declared - ended > max(1 / fps, 1.0):  # at high rates, 1 s keeps edit-list rounding from warning
+        warnings.warn(DamagedVideoWarning(
+            f"{path}: the video stream ends at {ended:.2f} s but its header declares {declared:.2f} s (truncated "
+            f"file?); features cover the first {ended:.2f} s"), stacklevel=3)
 
 
 def format_fps(fps: float) -> str:
@@ -149,6 +216,7 @@ def iter_fps_filter_frames(path: str | Path, fps: float, size: int = 224) -> Ite
         graph = source = sink = None  # the graph must stay referenced while its filters are used
         count = 0
         last_pts: int | None = None
+        end_pts: int | None = None  # end of the latest decoded frame, in stream time-base units
 
         def drain() -> Iterator[np.ndarray]:
             while True:
@@ -164,6 +232,7 @@ def iter_fps_filter_frames(path: str | Path, fps: float, size: int = 224) -> Ite
                     f"{path}: frame size changed mid-stream from {width}x{height} to {frame.width}x{frame.height}"
                 )
             pts = frame.pts if frame.pts is not None else (last_pts + 1 if last_pts is not None else 0)
+            end_pts = max(end_pts or 0, pts + (frame.duration or 0))
             frame.pts = pts - offset
             last_pts = pts
             try:
@@ -180,6 +249,7 @@ def iter_fps_filter_frames(path: str | Path, fps: float, size: int = 224) -> Ite
             for image in drain():
                 count += 1
                 yield image
+        _warn_if_short(container, stream, end_pts, fps, path)
     if count == 0:
         raise VideoError(f"{path}: no frame sampled at {fps} fps (no decodable frame, or the video is shorter "
                          "than the fps filter needs for one output frame)")
@@ -227,13 +297,13 @@ def iter_frame_stride_frames(path: str | Path, fps: float) -> Iterator[np.ndarra
     if num_frames == 0:
         raise VideoError(f"{path}: the video stream has no frames")
     indices = frame_stride_indices(num_frames, float(info.average_rate), fps)
-    position = 0
+    position = decoded = 0
     last_decoded = None
     with _open(path) as container:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         for index, frame in enumerate(_decode(container, stream, path)):
-            last_decoded = frame
+            last_decoded, decoded = frame, index + 1
             if position >= len(indices):
                 break
             if indices[position] != index:
@@ -245,6 +315,10 @@ def iter_frame_stride_frames(path: str | Path, fps: float) -> Iterator[np.ndarra
         if last_decoded is None:
             raise VideoError(f"{path}: no frame could be decoded")
         if position < len(indices):
+            warnings.warn(DamagedVideoWarning(
+                f"{path}: the stream ended after {decoded} of the {num_frames} frames its header declares "
+                f"(truncated file?); the last frame stands in for the {len(indices) - position} samples after it"),
+                stacklevel=2)
             image = last_decoded.to_ndarray(format="rgb24")
             for _ in range(position, len(indices)):
                 yield image

@@ -2,9 +2,12 @@
 
 R²-Tuning (spec r2-tuning.md §10.2): video rows (K, P, D) = the last K of [ln_pre, block 1..N] hidden states, all
 tokens; query (L, K, D) = the last K text hidden states of the first L positions, L = number of non-zero token ids.
-FlashVTG: one pooled projected image embedding (E,) per clip; text ``last_hidden_state`` (L, E) =
-``ln_final(x) @ text_projection`` at positions SOT..EOT and ``pooler_output`` (E,) at EOT.
-Stored as float16 (``.half()`` of the float32 result, as the official code saves).
+FlashVTG (the Moment-DETR family's CLIP features): one pooled projected image embedding (E,) per clip, float16
+(HERO_Video_Feature_Extractor ``clip/extract.py``); text as Moment-DETR's ``run_on_video/clip/model.py``
+``encode_text`` returns it (Lighthouse's ``clip_t.py`` agrees): ``last_hidden_state`` (L, D) = ``ln_final(x)``,
+*not* projected, of the first L = count_nonzero(ids) positions, and ``pooler_output`` (E,) = ``ln_final(x)[EOT] @
+text_projection``, both float32 as in the released ``clip_text_features`` (for ViT-B/32, D = E = 512).
+R²-Tuning arrays are stored as float16 (``.half()`` of the float32 result, as the official code saves).
 """
 
 from __future__ import annotations
@@ -65,7 +68,12 @@ class ClipEncoder:
         config = self.model.config
         if self.layout == "r2tuning":
             return (self.num_layers, config.transformer_width)
-        return (config.embed_dim,)
+        return (config.transformer_width,)  # FlashVTG last_hidden_state rows are un-projected
+
+    @property
+    def query_dtype(self) -> str:
+        """Stored dtype of query features: float16 (R²-Tuning), float32 (FlashVTG, like the released files)."""
+        return "float16" if self.layout == "r2tuning" else "float32"
 
     def encode_frames(self, images: torch.Tensor) -> np.ndarray:
         """Normalised (B, 3, R, R) → float16 rows: (B, K, P, D) or (B, E)."""
@@ -77,7 +85,7 @@ class ClipEncoder:
         return out.float().half().numpy()
 
     def encode_queries(self, tokenizer: CLIPTokenizer, texts: list[str]) -> list[dict[str, np.ndarray]]:
-        """One dict of float16 arrays per text (keys: ``features`` for R²-Tuning; FlashVTG's two keys)."""
+        """One dict of arrays per text (``features`` float16 for R²-Tuning; FlashVTG's two keys, float32)."""
         context = self.model.config.context_length
         tokens = tokenizer.tokenize(texts, context_length=context, truncate=True)  # (B, 77)
         end = int(tokens.argmax(dim=-1).max()) + 1
@@ -93,9 +101,11 @@ class ClipEncoder:
                     length = int((ids != 0).sum())
                     results.append({"features": row[:, :length].permute(1, 0, 2).half().numpy()})  # (L, K, D)
             else:
-                projected = self.model.encode_text_tokens(tokens).float()  # (B, L, E)
-                for row, ids in zip(projected, tokens, strict=True):
-                    eot = int(ids.argmax())
-                    results.append({"last_hidden_state": row[: eot + 1].half().numpy(),
-                                    "pooler_output": row[eot].half().numpy()})
+                hidden = self.model.ln_final(self.model.encode_text_layers(tokens, 1)[:, 0]).float()  # (B, L, D)
+                for row, ids in zip(hidden, tokens, strict=True):
+                    # Moment-DETR keeps the first count_nonzero(ids) positions, like R²-Tuning (a token id 0 shortens
+                    # the range); the pooled output is the projected end-of-text row.
+                    length, eot = int((ids != 0).sum()), int(ids.argmax())
+                    pooled = row[eot] @ self.model.text_projection.float()  # (E,)
+                    results.append({"last_hidden_state": row[:length].numpy(), "pooler_output": pooled.numpy()})
         return results

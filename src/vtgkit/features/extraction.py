@@ -3,37 +3,60 @@
 One video at a time: a background thread decodes and samples frames (bounded queue) while the main thread runs
 CLIP on batches and appends float16 rows straight to a hidden partial file, so memory does not grow with video
 length. Each output appears atomically and is recorded in the manifest; a bad video is logged and the batch goes on.
+What is extracted with a caveat is counted and listed in the warnings log: videos only partly decoded (the decoder's
+``DamagedVideoWarning``, caught per video and passed on) and queries cut to CLIP's context (77 tokens, cut silently
+as the official tools do). A query that fails is retried alone, so that only the failing ones reach the failure log.
+FlashVTG presets with a SlowFast encoder also write ``<slowfast_dir>/<vid>.npz`` (HERO's SlowFast path, see
+:mod:`vtgkit.features.slowfast`); each of a video's outputs is skipped on its own when already done.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from vtgkit.atomic_files import StreamingNpyWriter, remove_partials, save_npy_atomic, save_npz_atomic
+from vtgkit.atomic_files import PARTIAL_PREFIX, StreamingNpyWriter, save_npy_atomic, save_npz_atomic
 from vtgkit.errors import ConfigError, VideoError, VTGKitError
 from vtgkit.features.annotation_queries import QueryText
-from vtgkit.features.decoding import iter_fps_filter_frames, iter_frame_stride_frames
+from vtgkit.features.decoding import (
+    DamagedVideoWarning,
+    iter_fps_filter_frames,
+    iter_frame_stride_frames,
+    probe_video,
+)
 from vtgkit.features.encoding import ClipEncoder
 from vtgkit.features.frame_transforms import clip_input_from_uint8, inference_tool_input
 from vtgkit.features.manifest import ExtractionManifest, FailureLog
 from vtgkit.features.prefetch import prefetch
 from vtgkit.features.presets import ExtractionPreset
+from vtgkit.features.slowfast.encoder import SlowFastEncoder
+from vtgkit.features.slowfast.sampling import hero_clip_rate
 from vtgkit.features.tokenizer import CLIPTokenizer
+from vtgkit.features.warning_log import WarningLog
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
+# What encoding one query may raise on bad input or a model problem (not a storage error, which stops the run).
+QUERY_ERRORS = (VTGKitError, RuntimeError, ValueError)
 
 
 @dataclass
 class ExtractionReport:
-    """Counts of one run; ``failures`` holds the failure-log entries of this run."""
+    """Counts of one run; ``failures`` holds the failure-log entries of this run.
+
+    ``partly_decoded`` videos and ``queries_cut`` queries were extracted and are listed in ``warning_log``;
+    ``manifest_unreadable_lines`` lines of the manifests could not be read (their outputs are verified again from
+    the file headers) and ``manifest_torn_line_cut`` says a killed run's torn last line was cut from this shard's.
+    """
 
     done: int = 0
     skipped: int = 0
@@ -44,6 +67,12 @@ class ExtractionReport:
     partials_removed: int = 0
     seconds: float = 0.0
     failure_log: Path | None = None
+    partly_decoded: int = 0
+    queries_cut: int = 0
+    query_context: int = 77
+    warning_log: Path | None = None
+    manifest_unreadable_lines: int = 0
+    manifest_torn_line_cut: bool = False
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -55,6 +84,38 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not (count >= 1 and 0 <= index < count):
         raise ConfigError(f"--shard {text!r}: need n ≥ 1 and 0 ≤ i < n")
     return index, count
+
+
+def iter_preset_frames(preset: ExtractionPreset, path: Path, fps: float
+                       ) -> Iterator[tuple[np.ndarray | None, torch.Tensor]]:
+    """(uint8 frame or None, CLIP input (3, R, R)) per sampled frame of ``path``, as ``preset`` samples them."""
+    if preset.sampler == "fps-filter":
+        for frame in iter_fps_filter_frames(path, fps, preset.frame_size):
+            yield frame, clip_input_from_uint8(frame[None])[0]
+    else:
+        for frame in iter_frame_stride_frames(path, fps):
+            yield None, inference_tool_input(frame, preset.frame_size)
+
+
+def flashvtg_clip_rate(path: Path, fps: float) -> float:
+    """The CLIP sampling rate of a FlashVTG preset for one video: HERO's higher rate for videos under one interval."""
+    return hero_clip_rate(probe_video(path), fps)
+
+
+def remove_own_partials(directory: Path, names: set[str]) -> int:
+    """Delete the partial files a killed run left for the outputs ``names`` of ``directory``; returns how many.
+
+    Only this shard's: another shard writing into the same folder may be filling its own partial files right now.
+    """
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    for path in directory.glob(PARTIAL_PREFIX + "*"):
+        # vtgkit.atomic_files names them PARTIAL_PREFIX + target name + "." + a random tag without dots
+        if path.name[len(PARTIAL_PREFIX) :].rpartition(".")[0] in names:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def expand_video_paths(items: Sequence[str | Path]) -> list[Path]:
@@ -78,11 +139,16 @@ class FeatureExtraction:
         output: the cache root (gets e.g. ``frames_224_0.5fps/``, ``clip_b32_vid_k4/``, ``clip_b32_txt_k4/``).
         fps: the sampling rate (None: per video from ``per_video_fps``, YouTube Highlights).
         settings: what made the files (weights, precision...), stored in the manifest and compared on reruns.
+        slowfast: FlashVTG presets: the SlowFast runner (None: CLIP part only).
+        slowfast_settings: what made the SlowFast files (weights, clip length), stored in the manifest.
+        clip_len: SlowFast seconds per clip.
     """
 
     def __init__(self, encoder: ClipEncoder, preset: ExtractionPreset, output: Path, fps: float | None,
                  settings: dict[str, Any], per_video_fps: dict[str, float] | None = None, save_frames: bool = False,
-                 batch_size: int = 16, shard: tuple[int, int] = (0, 1), progress: bool = True) -> None:
+                 batch_size: int = 16, shard: tuple[int, int] = (0, 1), progress: bool = True,
+                 slowfast: SlowFastEncoder | None = None, slowfast_settings: dict[str, Any] | None = None,
+                 clip_len: Fraction | None = None) -> None:
         if fps is None and per_video_fps is None:
             raise ConfigError(f"preset {preset.name} samples at a per-video rate: pass --annotations with "
                               "frames/fps/match per video, or --fps")
@@ -104,8 +170,17 @@ class FeatureExtraction:
         shard_name = f"{shard[0]}of{shard[1]}"
         self.manifest = ExtractionManifest(self.output, shard_name)
         self.failures = FailureLog(self.output, shard_name)
+        self.warnings = WarningLog(self.output, shard_name)
         self.settings = settings
-        self.report = ExtractionReport(failure_log=self.failures.path)
+        self.report = ExtractionReport(failure_log=self.failures.path, warning_log=self.warnings.path,
+                                       query_context=encoder.model.config.context_length,
+                                       manifest_unreadable_lines=self.manifest.unreadable_lines,
+                                       manifest_torn_line_cut=self.manifest.partial_line_removed)
+        if slowfast is not None and (preset.layout != "flashvtg" or not preset.slowfast_dir or clip_len is None):
+            raise ConfigError(f"preset {preset.name} has no SlowFast features (only FlashVTG presets do)")
+        self.slowfast = slowfast
+        self.slowfast_settings = {**(slowfast_settings or {}), "clip_len": str(clip_len)}
+        self.clip_len = clip_len
 
     # --- paths ---------------------------------------------------------------------------------------------------
     def _video_outputs(self, vid: str) -> dict[str, str]:
@@ -114,31 +189,39 @@ class FeatureExtraction:
             outputs["frames"] = f"{self.preset.frames_dir(self.fps)}/{vid}.npy"
         suffix = ".npy" if self.preset.layout == "r2tuning" else ".npz"
         outputs["features"] = f"{self.preset.video_dir(self.fps)}/{vid}{suffix}"
+        if self.slowfast is not None:
+            outputs["slowfast"] = f"{self.preset.slowfast_dir}/{vid}.npz"
         return outputs
 
     def _settings_for(self, kind: str, fps: float | None) -> dict[str, Any]:
         if kind == "frames":
             return {"sampler": self.preset.sampler, "fps": fps, "size": self.preset.frame_size}
+        if kind == "slowfast":
+            return self.slowfast_settings
         return {**self.settings, "sampler": self.preset.sampler, "fps": fps}
 
     def _row_spec(self, kind: str) -> tuple[tuple[int, ...], str]:
         if kind == "frames":
             return (3, self.preset.frame_size, self.preset.frame_size), "uint8"
+        if kind == "slowfast":
+            return self.slowfast.row_shape, "float16"
         return self.encoder.video_row_shape, "float16"
 
     # --- one video -----------------------------------------------------------------------------------------------
     def _frames(self, path: Path, fps: float) -> Iterator[tuple[np.ndarray | None, torch.Tensor]]:
         """(uint8 frame or None, model input (3, R, R)) pairs, produced in the decoding thread."""
-        if self.preset.sampler == "fps-filter":
-            for frame in iter_fps_filter_frames(path, fps, self.preset.frame_size):
-                yield frame, clip_input_from_uint8(frame[None])[0]
-        else:
-            for frame in iter_frame_stride_frames(path, fps):
-                yield None, inference_tool_input(frame, self.preset.frame_size)
+        return iter_preset_frames(self.preset, path, fps)
 
     def extract_video(self, path: Path, vid: str, fps: float) -> int:
-        """Write every output of one video; returns the number of sampled frames."""
+        """Write every output of one video that is not done yet; returns the number of sampled CLIP frames."""
         outputs = self._video_outputs(vid)
+        slowfast_output = outputs.pop("slowfast", None)
+        if slowfast_output is not None and not self._output_done("slowfast", slowfast_output, fps):
+            features = self.slowfast.encode_video(path, self.clip_len)  # (n_clips, 2304) float16, HERO's layout
+            save_npz_atomic(self.output / slowfast_output, features=features)
+            self.manifest.record(slowfast_output, str(path), self._settings_for("slowfast", fps))
+        if all(self._output_done(kind, relative, fps) for kind, relative in outputs.items()):
+            return 0
         writers: dict[str, StreamingNpyWriter] = {}
         pooled: list[np.ndarray] = []
         try:
@@ -179,24 +262,29 @@ class FeatureExtraction:
             pooled.append(rows)
         return len(batch)
 
+    def _output_done(self, kind: str, relative: str, fps: float) -> bool:
+        row_shape, dtype = self._row_spec(kind)
+        done, _reason = self.manifest.check_done(relative, self._settings_for(kind, fps), row_shape, dtype)
+        if done and relative not in self.manifest.records:
+            self.manifest.record(relative, "found on disk", self._settings_for(kind, fps))
+        return done
+
     def _is_done(self, vid: str, fps: float) -> bool:
-        for kind, relative in self._video_outputs(vid).items():
-            row_shape, dtype = self._row_spec(kind)
-            done, _reason = self.manifest.check_done(relative, self._settings_for(kind, fps), row_shape, dtype)
-            if not done:
-                return False
-            if relative not in self.manifest.records:
-                self.manifest.record(relative, "found on disk", self._settings_for(kind, fps))
-        return True
+        return all(self._output_done(kind, relative, fps) for kind, relative in self._video_outputs(vid).items())
 
     # --- batches -------------------------------------------------------------------------------------------------
     def run_videos(self, videos: Sequence[Path]) -> None:
         from tqdm import tqdm
 
-        for directory in {self.output / rel.rsplit("/", 1)[0] for rel in self._video_outputs("x").values()}:
-            self.report.partials_removed += remove_partials(directory)
         index, count = self.shard
         mine = [path for position, path in enumerate(videos) if position % count == index]
+        own: dict[str, set[str]] = {}
+        for path in mine:
+            for relative in self._video_outputs(path.stem).values():
+                folder, _, name = relative.rpartition("/")
+                own.setdefault(folder, set()).add(name)
+        for folder, names in own.items():
+            self.report.partials_removed += remove_own_partials(self.output / folder, names)
         seen: dict[str, Path] = {}
         bar = tqdm(mine, desc="videos", unit="video", disable=not self.progress, file=sys.stderr)
         for path in bar:
@@ -206,12 +294,19 @@ class FeatureExtraction:
                     raise VideoError(f"{path}: video id {vid!r} already taken by {seen[vid]}")
                 seen[vid] = path
                 fps = self.fps if self.fps is not None else self._auto_fps(vid, path)
+                if self.preset.layout == "flashvtg":
+                    fps = flashvtg_clip_rate(path, fps)  # HERO's rate for videos under one interval
                 if self._is_done(vid, fps):
                     self.report.skipped += 1
                     continue
                 start = time.perf_counter()
-                frames = self.extract_video(path, vid, fps)
+                with _damage_caught() as damage:
+                    frames = self.extract_video(path, vid, fps)
                 self.report.done += 1
+                if damage:
+                    self.report.partly_decoded += 1
+                    for message in damage:
+                        self.warnings.add(str(path), DamagedVideoWarning.__name__, message)
                 self.report.frames += frames
                 bar.set_postfix(frames=frames, fps=f"{frames / (time.perf_counter() - start):.1f}")
             except Exception as error:  # noqa: BLE001
@@ -230,29 +325,27 @@ class FeatureExtraction:
     def run_queries(self, queries: Sequence[QueryText], tokenizer: CLIPTokenizer, batch_size: int = 32) -> None:
         """Write every query's features (this shard's share), skipping verified ones."""
         text_dir = self.output / self.preset.text_dir()
-        self.report.partials_removed += remove_partials(text_dir)
         index, count = self.shard
         mine = [query for position, query in enumerate(queries) if position % count == index]
+        names = {self.preset.query_file.format(qid=query.qid) for query in mine}
+        self.report.partials_removed += remove_own_partials(text_dir, names)
         settings = {**self.settings, "kind": "query"}
+        if self.preset.layout == "flashvtg":
+            # Files of earlier vtgkit versions held projected float16 rows: this marks the Moment-DETR format, so
+            # a rerun replaces them instead of taking them as done.
+            settings["text_rows"] = "ln_final float32"
         row_shape = self.encoder.query_row_shape
         todo: list[QueryText] = []
         for query in mine:
             relative = f"{self.preset.text_dir()}/{self.preset.query_file.format(qid=query.qid)}"
-            if self.manifest.check_done(relative, settings, row_shape, "float16")[0]:
+            if self.manifest.check_done(relative, settings, row_shape, self.encoder.query_dtype)[0]:
                 if relative not in self.manifest.records:
                     self.manifest.record(relative, "found on disk", settings)
                 self.report.queries_skipped += 1
             else:
                 todo.append(query)
         for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            try:
-                results = self.encoder.encode_queries(tokenizer, [query.text for query in chunk])
-            except (VTGKitError, RuntimeError, ValueError) as error:
-                for query in chunk:
-                    self.failures.add(f"query {query.qid}", error)
-                continue
-            for query, arrays in zip(chunk, results, strict=True):
+            for query, arrays in self._encode_isolated(tokenizer, todo[start : start + batch_size]):
                 relative = f"{self.preset.text_dir()}/{self.preset.query_file.format(qid=query.qid)}"
                 target = self.output / relative
                 if "features" in arrays:
@@ -261,4 +354,52 @@ class FeatureExtraction:
                     save_npz_atomic(target, **arrays)
                 self.manifest.record(relative, f"query {query.qid}", settings)
                 self.report.queries_done += 1
+                self._note_if_cut(query, tokenizer)
         self.report.failures = self.failures.entries
+
+    def _encode_isolated(self, tokenizer: CLIPTokenizer,
+                         chunk: list[QueryText]) -> list[tuple[QueryText, dict[str, np.ndarray]]]:
+        """(query, arrays) of the queries of ``chunk`` that encode; the others go to the failure log.
+
+        One forward pass for the chunk; when it raises, each query is tried alone, so that one bad query costs
+        only itself and the log names exactly the failing ones, each with its own error.
+        """
+        try:
+            results = self.encoder.encode_queries(tokenizer, [query.text for query in chunk])
+            return list(zip(chunk, results, strict=True))
+        except QUERY_ERRORS as error:
+            if len(chunk) == 1:
+                self.failures.add(f"query {chunk[0].qid}", error)
+                return []
+        return [pair for query in chunk for pair in self._encode_isolated(tokenizer, [query])]
+
+    def _note_if_cut(self, query: QueryText, tokenizer: CLIPTokenizer) -> None:
+        """Count and log a query longer than CLIP's context: its features (as the official ones) cover the start."""
+        context = self.report.query_context
+        tokens = len(tokenizer.encode(query.text)) + 2  # with the start and end tokens, as tokenize() counts
+        if tokens > context:
+            self.report.queries_cut += 1
+            self.warnings.add(f"query {query.qid}", "QueryCut",
+                              f"{tokens} tokens (with start/end), cut to CLIP's {context}: the features cover "
+                              "the start of the query only (the official tools cut silently)")
+
+
+@contextmanager
+def _damage_caught() -> Iterator[list[str]]:
+    """Collect the distinct ``DamagedVideoWarning`` messages raised inside (the decoding threads included: warnings
+    state is process-wide), then pass every caught warning on, so that callers and the console still see them."""
+    damage: list[str] = []
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as recorded:
+            warnings.simplefilter("always", DamagedVideoWarning)  # one per video, not once per code location
+            try:
+                yield damage
+            finally:
+                caught = list(recorded or [])
+    finally:  # also when the video failed: its warnings are not swallowed
+        for message in caught:
+            if issubclass(message.category, DamagedVideoWarning) and str(message.message) not in damage:
+                damage.append(str(message.message))
+            warnings.warn_explicit(message.message, message.category, message.filename, message.lineno,
+                                   source=message.source)

@@ -5,7 +5,12 @@ processes working on different shards never write the same file. A manifest reco
 (path relative to the output folder), its sha256, shape, dtype, the source it came from and the settings that made
 it. A rerun skips an output only when the file exists, its sha256 equals the record's and the settings are the
 same; a file without a record (e.g. written by the official tools) is accepted when its header says the expected
-dtype and row shape, and is then recorded.
+dtype and row shape (and, for ``.npy``, its size matches the header), and is then recorded.
+
+Lines are appended unbuffered and fsynced. A run killed mid-line leaves a last line without its newline: the next
+run of that shard cuts it off before appending (otherwise its first record would be glued to the fragment and
+lost), and the file it described is verified again from its header. A failed append (a full disk) is cut off at
+once and raises an error naming the manifest.
 """
 
 from __future__ import annotations
@@ -21,7 +26,41 @@ from typing import Any
 
 import numpy as np
 
+from vtgkit.atomic_files import append_whole, open_append
+
 STATE_DIR = ".vtgkit-extract"
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` + newline to ``path`` (fsynced), or nothing of it: a failed write is cut off again."""
+    with open_append(path) as handle:
+        append_whole(handle, (line + "\n").encode("utf-8"))
+
+
+def cut_partial_last_line(path: Path) -> bool:
+    """Remove a last line that lacks its newline (a killed append); True when one was removed."""
+    if not path.is_file():
+        return False
+    with open(path, "rb") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        if end == 0:
+            return False
+        handle.seek(end - 1)
+        if handle.read(1) == b"\n":
+            return False
+    with open(path, "r+b") as handle:
+        keep = end
+        while keep > 0:  # back to the last newline, a block at a time (the file may be large)
+            start = max(0, keep - (1 << 16))
+            handle.seek(start)
+            newline = handle.read(keep - start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            keep = start
+        handle.truncate(keep)
+        os.fsync(handle.fileno())
+    return True
 
 
 def file_sha256(path: Path) -> str:
@@ -69,12 +108,19 @@ class ExtractionManifest:
 
     def __post_init__(self) -> None:
         self.state_dir = self.root / STATE_DIR
+        self.path = self.state_dir / f"manifest.{self.shard}.jsonl"
+        # This shard's own file only: another shard's process may be appending to its file right now.
+        self.partial_line_removed = cut_partial_last_line(self.path)
+        self.unreadable_lines = 0  # counted, and the files they described are verified again from their headers
         for path in sorted(self.state_dir.glob("manifest.*.jsonl")):
-            for line in path.read_text(encoding="utf-8").splitlines():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
-                    continue  # a line cut by a kill: the output it described is verified again
+                    record = None  # a line cut by a kill (another shard's last line)
+                if not isinstance(record, dict) or not isinstance(record.get("path"), str):
+                    self.unreadable_lines += bool(line.strip())
+                    continue
                 self.records[record["path"]] = record
 
     def record(self, relative: str, source: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -83,11 +129,7 @@ class ExtractionManifest:
         shape, dtype = read_array_header(path)
         entry = {"path": relative, "sha256": file_sha256(path), "shape": list(shape), "dtype": dtype,
                  "source": source, "settings": settings, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.state_dir / f"manifest.{self.shard}.jsonl", "a", encoding="utf-8") as file:
-            file.write(json.dumps(entry) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
+        append_line(self.path, json.dumps(entry))
         self.records[relative] = entry
         return entry
 
@@ -119,11 +161,10 @@ class FailureLog:
     def __init__(self, root: Path, shard: str) -> None:
         self.path = root / STATE_DIR / f"failures.{shard}.jsonl"
         self.entries: list[dict[str, str]] = []
+        cut_partial_last_line(self.path)  # a fragment from a killed run would swallow the first new entry
 
     def add(self, item: str, error: BaseException) -> None:
         entry = {"item": item, "error": type(error).__name__, "message": str(error),
                  "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as file:
-            file.write(json.dumps(entry) + "\n")
+        append_line(self.path, json.dumps(entry))
         self.entries.append(entry)

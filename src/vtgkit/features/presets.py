@@ -8,9 +8,13 @@ when ``--fps`` differs from the preset's rate, so two rates never share a folder
 
 FlashVTG caches (spec flashvtg.md §1.1, §8): pooled CLIP image embeddings per clip in ``<dir>/<vid>.npz`` key
 ``features`` and text in ``qid<qid>.npz`` / ``<qid>.npz`` with ``last_hidden_state`` and ``pooler_output``.
-Not verified: the released FlashVTG CLIP features come from an external extractor whose frame sampling and resizing
-are not in the specs; these presets sample like R²-Tuning's frame-extraction tool at 1/clip_len fps. SlowFast
-features are not extracted yet (the CLI requires ``--no-slowfast`` for these presets).
+The released SlowFast+CLIP features come from HERO_Video_Feature_Extractor (Moment-DETR README): its CLIP path runs
+the same ffmpeg ``fps=1/clip_len → scale → crop`` chain as R²-Tuning's frame-extraction tool (plus a higher rate for
+videos shorter than one interval, :func:`vtgkit.features.slowfast.sampling.hero_clip_rate`), and its SlowFast path
+writes ``<slowfast_dir>/<vid>.npz`` key ``features`` (n, 2304) float16 (:mod:`vtgkit.features.slowfast`), one row per
+``clip_len`` seconds. Not bit for bit: HERO ran on CUDA, CLIP in float16 (``clip.load`` on a GPU keeps the fp16
+weights) and SlowFast in float32 with cuDNN; vtgkit computes both in float32 on the CPU, so values agree to about
+float16 precision (not checked against files made by HERO: none are available here).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class ExtractionPreset:
         num_layers: K, the last K of (layers + 1) hidden states kept (R²-Tuning).
         clip_video_dir / clip_text_dir / slowfast_dir: FlashVTG folder names.
         query_file: file name pattern of a query's features (``{qid}``).
+        clip_len: FlashVTG seconds per clip (spec flashvtg.md §1.1), the SlowFast clip length.
     """
 
     name: str
@@ -46,6 +51,7 @@ class ExtractionPreset:
     clip_text_dir: str = ""
     slowfast_dir: str | None = None
     query_file: str = "{qid}.npy"
+    clip_len: float | None = None
 
     @property
     def frame_size(self) -> int:
@@ -80,7 +86,7 @@ def _r2(name: str, fps: float | None, **kwargs: object) -> ExtractionPreset:
 
 def _flash(name: str, clip_len: float, video: str, text: str, slowfast: str, query_file: str) -> ExtractionPreset:
     return ExtractionPreset(name=name, layout="flashvtg", fps=1.0 / clip_len, clip_video_dir=video,
-                            clip_text_dir=text, slowfast_dir=slowfast, query_file=query_file)
+                            clip_text_dir=text, slowfast_dir=slowfast, query_file=query_file, clip_len=clip_len)
 
 
 PRESETS: dict[str, ExtractionPreset] = {

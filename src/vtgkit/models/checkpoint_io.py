@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
+import re
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -30,12 +31,34 @@ def torch_load_safely(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        named = _unsafe_globals(path, error)
+        if named and set(named) <= _TRAINING_OPTION_GLOBALS:
+            raise CheckpointError(
+                f"{path}: refused by the safe loader: it pickles training options ({', '.join(named)}), as an "
+                "official FlashVTG model_best.ckpt does; R2-Tuning checkpoints are plain state dicts. For FlashVTG "
+                "use --model flashvtg (or model='flashvtg'); nothing from the file was executed"
+            ) from None
+        what = f"it names Python globals outside the allow-list: {', '.join(named)}" if named else str(error)
         raise CheckpointError(
-            f"{path}: refused by the safe loader (weights_only=True): {error}. The file holds Python objects other "
-            "than tensors and plain containers; only load it if you trust it, and convert it to plain tensors first"
-        ) from error
+            f"{path}: refused by the safe loader (weights_only=True) because {what}. Only tensors and plain "
+            "containers are accepted and nothing from the file was executed; only load it if you trust it, and "
+            "convert it to plain tensors first"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {error}") from error
+
+
+# What official FlashVTG training checkpoints pickle besides tensors (see restricted_unpickler).
+_TRAINING_OPTION_GLOBALS = {"argparse.Namespace", "nncore.utils.config.Config"}
+
+
+def _unsafe_globals(path: Path, error: Exception) -> list[str]:
+    """Globals the file names beyond torch's allow-list: a read-only scan of zip files; for the legacy format
+    torch's message names the first one."""
+    try:
+        return sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path))))
+    except Exception:  # legacy or unreadable file
+        return re.findall(r"GLOBAL ([\w.]+)", str(error))[:1]
 
 
 def extract_state_dict(checkpoint: Any, path: str | Path) -> OrderedDict[str, torch.Tensor]:

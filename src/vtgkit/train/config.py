@@ -39,6 +39,12 @@ class TrainConfig:
     data_root: str = ""  # folder with annotations and feature folders; recipe-specific layout
     train_split: str = "train"
     eval_split: str = "val"
+    # Annotation files, relative to data_root (or absolute); "" = the recipe's official file names
+    # (vtgkit.train.benchmark_data). splits_file: TVSum / YouTube split table for the official .json files.
+    train_annotations: str = ""
+    eval_annotations: str = ""
+    test_annotations: str = ""  # scored once with the best checkpoint for metrics.json; "" = eval_annotations
+    splits_file: str = ""
     repeat_train: int = 1  # R2-Tuning QVHighlights wraps its train set in RepeatDataset x4 (spec r2-tuning.md §1.2)
     min_video_len: float = 0.0  # train annotations with duration < this are dropped and counted (spec §1.2: 5)
 

@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from vtgkit.atomic_files import torch_save_atomic
+from vtgkit.atomic_files import remove_partials, torch_save_atomic, write_text_atomic
 from vtgkit.errors import CheckpointError, ConfigError
 from vtgkit.structures import Batch
 from vtgkit.train import distributed
@@ -93,8 +93,11 @@ class Trainer:
         evaluate_fn: EvaluateFn | None = None,
         context: distributed.DistributedContext | None = None,
         progress_bar: bool = True,
+        checkpoint_extras: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
+        # Plain-data entries added to every checkpoint (e.g. FlashVTG's official "opt", read by `vtgkit predict`).
+        self.checkpoint_extras = dict(checkpoint_extras or {})
         self.context = context or distributed.DistributedContext()
         self.output_dir = Path(output_dir)
         self.raw_model = model.to(self.context.device)
@@ -126,7 +129,11 @@ class Trainer:
             seed_everything(self.config.seed + self.context.rank, self.config.deterministic)
         if self.context.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+            # A run killed mid-write leaves hidden .partial-* files (never read as checkpoints); clear them.
+            removed = remove_partials(self.output_dir)
+            if removed:
+                print(f"removed {removed} unfinished file(s) of an interrupted run from {self.output_dir}")
+            write_text_atomic(self.output_dir / "config.json", json.dumps(self.config.to_dict(), indent=2) + "\n")
         stop = False
         while self.progress.epoch < self.config.epochs and not stop:
             stop = self._run_epoch()
@@ -301,6 +308,8 @@ class Trainer:
             },
             "best": self.best.state_dict(),
         }
+        for key, value in self.checkpoint_extras.items():
+            state.setdefault(key, value)
         if include_training_state:
             state["optimizer"] = self.optimizer.state_dict()
             state["schedule"] = self.schedule.state_dict()

@@ -2,16 +2,25 @@
 
 Only the main process writes. TensorBoard is the optional ``train`` extra; asking for it without the package
 installed raises instead of silently logging less.
+
+Each record is appended whole and fsynced (:func:`vtgkit.atomic_files.append_whole`): a failed write (a full disk)
+leaves no fragment. A kill mid-append can still leave a torn last line (no newline); opening the log again (a
+resumed run) cuts it off, with a warning, so the next record does not get glued to it, and :func:`read_run_log`
+ignores and counts it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vtgkit.atomic_files import append_whole, open_append, storage_error
 from vtgkit.errors import ConfigError
 
 
@@ -25,6 +34,10 @@ class RunLog:
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.torn_bytes_removed = cut_torn_last_line(self.path)
+        if self.torn_bytes_removed:
+            warnings.warn(f"{self.path}: removed a torn last line ({self.torn_bytes_removed} bytes) left by a killed "
+                          "run", RuntimeWarning, stacklevel=2)
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -40,8 +53,8 @@ class RunLog:
             return
         record = {"kind": kind, "step": step, "time": round(time.time(), 3)}
         record.update({key: _json_value(value) for key, value in values.items()})
-        with self.path.open("a", encoding="utf-8") as stream:
-            stream.write(json.dumps(record) + "\n")
+        with open_append(self.path) as handle:
+            append_whole(handle, (json.dumps(record) + "\n").encode("utf-8"))
         if self._writer is not None:
             for key, value in values.items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
@@ -58,3 +71,59 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
+
+
+@dataclass
+class RunLogContents:
+    """The records of a ``log.jsonl``; ``torn_last_line``: a killed append's fragment was ignored;
+    ``unreadable_lines``: 1-based numbers of complete lines that are not JSON objects (skipped)."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    torn_last_line: bool = False
+    unreadable_lines: list[int] = field(default_factory=list)
+
+
+def read_run_log(path: str | Path) -> RunLogContents:
+    """Read a run's ``log.jsonl``, ignoring and counting a torn last line and lines that are not JSON objects."""
+    path = Path(path)
+    contents = RunLogContents()
+    lines = path.read_bytes().split(b"\n")
+    # The part after the last newline is empty for a whole file, else the fragment of a killed append.
+    contents.torn_last_line = bool(lines.pop().strip())
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError (e.g. a fragment glued by an older version)
+            record = None
+        if isinstance(record, dict):
+            contents.records.append(record)
+        else:
+            contents.unreadable_lines.append(number)
+    return contents
+
+
+def cut_torn_last_line(path: Path) -> int:
+    """Cut a last line without its newline off ``path`` (fsynced); returns the bytes removed (0: none, or no file)."""
+    try:
+        handle = open(path, "r+b")
+    except FileNotFoundError:
+        return 0
+    except OSError as error:  # e.g. a read-only output folder: name the file and the folder
+        raise storage_error(error, path, creating=not path.exists()) from error
+    with handle:
+        end = handle.seek(0, os.SEEK_END)
+        keep = end
+        while keep > 0:  # back to the last newline, a block at a time (a long run's log is large)
+            start = max(0, keep - (1 << 16))
+            handle.seek(start)
+            newline = handle.read(keep - start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            keep = start
+        if keep < end:
+            handle.truncate(keep)
+            os.fsync(handle.fileno())
+    return end - keep

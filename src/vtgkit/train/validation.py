@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -52,10 +53,14 @@ def predict_records(
     return records
 
 
-def evaluate_records(dataset_name: str, predictions: list[dict[str, Any]], ground_truth: list[dict[str, Any]],
-                     protocol: str | None = None) -> dict[str, Any]:
-    """The official evaluator's full JSON for QVHighlights-format predictions (``vtgkit evaluate`` output)."""
-    return evaluate(dataset_name, predictions, ground_truth, protocol=protocol)
+def evaluate_records(dataset_name: str, predictions: list[dict[str, Any]], ground_truth: Any,
+                     protocol: str | None = None, splits: str | Path | None = None) -> dict[str, Any]:
+    """The official evaluator's full JSON for QVHighlights-format predictions (``vtgkit evaluate`` output).
+
+    ``ground_truth`` is a list of annotation records, or (with ``splits``) R²-Tuning's TVSum / YouTube annotation
+    object file, whose ``val`` videos of the predicted domains are scored as R²-Tuning does (spec metrics.md §6).
+    """
+    return evaluate(dataset_name, predictions, ground_truth, protocol=protocol, splits=splits)
 
 
 def flatten_metrics(result: dict[str, Any]) -> dict[str, Any]:

@@ -67,6 +67,21 @@ def _options(checkpoint: Mapping[str, Any], path: Path) -> tuple[dict[str, Any],
     )
 
 
+_R2TUNING_PREFIXES = ("coef", "adapter.", "pyramid.", "class_head.", "coord_head.")
+
+
+def refuse_other_model(checkpoint: Any, path: str | Path) -> None:
+    """Raise a clear error when a loaded file is an R²-Tuning checkpoint (``{'state_dict', 'meta'}`` with its keys)
+    rather than FlashVTG's ``{'model', 'opt', ...}``."""
+    if not isinstance(checkpoint, Mapping) or "model" in checkpoint or "opt" in checkpoint:
+        return
+    state = checkpoint.get("state_dict", checkpoint)
+    keys = [key for key in state if isinstance(key, str)] if isinstance(state, Mapping) else []
+    if any(key.removeprefix("module.").startswith(_R2TUNING_PREFIXES) for key in keys[:20]):
+        raise CheckpointError(f"{path}: an R2-Tuning checkpoint (state dict keys {keys[:3]}...), not FlashVTG's "
+                              "{'model', 'opt'} file; use --model r2tuning (or model='r2tuning')")
+
+
 @dataclass
 class OfficialCheckpoint:
     """An official checkpoint loaded into vtgkit: the model (eval mode), its config and the training options."""
@@ -90,6 +105,7 @@ def load_official_checkpoint(
     """
     path = Path(path)
     checkpoint = load_restricted_checkpoint(path, map_location=map_location)
+    refuse_other_model(checkpoint, path)
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(f"{path}: expected a dict checkpoint, found {type(checkpoint).__name__}")
     if "model" in checkpoint:

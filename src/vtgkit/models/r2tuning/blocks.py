@@ -16,6 +16,7 @@ from vtgkit.models.r2tuning.config import R2TuningConfig
 from vtgkit.nn.drop_path import DropPath
 from vtgkit.nn.fast_linear import fast_linear
 from vtgkit.nn.positional_encoding import PositionalEncoding
+from vtgkit.nn.token_mlp import token_mlp
 
 
 class MultiHeadAttention(nn.Module):
@@ -293,19 +294,33 @@ class R2Block(nn.Module):
             out[members] = tokens[None, :, 0] + weight * pooled.amax(dim=2).transpose(0, 1)  # (n, T, D)
         return out
 
-    def map_video_fast(self, tokens: torch.Tensor, tef: torch.Tensor | None) -> torch.Tensor:
-        """Inference form of :meth:`map_video`: one fp16→fp32 copy into a buffer that already holds the temporal
-        encoding, and the two GEMMs through oneDNN (ReLU fused). Dropout is identity in eval mode."""
-        batch, num_clips, num_tokens, width = tokens.shape
-        norm1, _, linear1, _, norm2, _, linear2 = self.video_map
-        x = tokens.new_empty((batch, num_clips, num_tokens, self.config.video_in_dims), dtype=torch.float32)
-        x[..., :width].copy_(tokens)
-        if tef is not None:
-            x[..., width:].copy_(tef[:, :, None, :].expand(-1, -1, num_tokens, -1))
-        x = F.layer_norm(x, norm1.normalized_shape, norm1.weight, norm1.bias, norm1.eps)
-        x = fast_linear(x, linear1.weight, linear1.bias, relu=True)
-        x = F.layer_norm(x, norm2.normalized_shape, norm2.weight, norm2.bias, norm2.eps)
-        return fast_linear(x, linear2.weight, linear2.bias)
+    def map_video_fast(self, tokens: torch.Tensor, tef: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused form of :meth:`map_video` (vtgkit.nn.token_mlp): row chunks that stay in cache from the fp16 → fp32
+        copy (tef written alongside, no concatenation) to the GEMMs (oneDNN, ReLU fused, in inference); in training,
+        cheap dropout masks regenerated in backward and no 770-wide tensor saved. Returns (B, T, P, D) and its CLS
+        token (B, T, D)."""
+        return token_mlp(tokens, tef, self.video_map, dropout=self.training)
+
+    def pool_tokens_folded(
+        self, v: torch.Tensor, cls: torch.Tensor, q: torch.Tensor, step: int, query_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Autograd form of :meth:`pool_tokens_fast` for distinct videos (training): the key projection folded into
+        the queries. The key bias term q_map(q)·b is kept (a constant over P that the softmax cancels) so that
+        ``v_map.bias`` gets its (analytically zero) gradient as in the official graph.
+
+        Args: v (B, T, P, D); cls (B, T, D) = v[:, :, 0]; q (B, L, D); query_mask (B, L) or None.
+        Returns (B, T, D)."""
+        batch, num_clips, num_tokens, dims = v.shape
+        num_queries = q.size(1)
+        mapped = self.q_map(q)  # (B, L, D)
+        queries = mapped @ self.v_map.weight  # (B, L, D)
+        bias = (mapped @ self.v_map.bias)[..., None]  # (B, L, 1)
+        att = torch.baddbmm(bias, queries, v.reshape(batch, num_clips * num_tokens, dims).transpose(1, 2))
+        att = (att / math.sqrt(dims)).view(batch, num_queries, num_clips, num_tokens).softmax(dim=-1)
+        pooled = torch.matmul(att.transpose(1, 2), v) + q[:, None]  # (B, T, L, D)
+        if query_mask is not None:
+            pooled = pooled.masked_fill(query_mask[:, None, :, None] == 0, float("-inf"))
+        return cls + self.scale[step].tanh() * pooled.amax(dim=2)
 
     def forward(
         self,
@@ -315,6 +330,7 @@ class R2Block(nn.Module):
         query_mask: torch.Tensor,
         lengths: list[int] | None = None,
         fast: bool = False,
+        fused: bool = False,
     ) -> R2BlockOutput:
         """Args:
             video: (B, T, K_all, P, Dv) stored CLIP tokens (any float dtype, zero padding), K_all ≥ K, ascending depth.
@@ -322,6 +338,8 @@ class R2Block(nn.Module):
             video_mask, query_mask: (B, T), (B, L) 1/0.
             lengths: true clip counts for per-sample semantics, or None for the official padded semantics.
             fast: use the inference forms (eval, no autograd).
+            fused: with autograd, map the video tokens with the fused token MLP and fold the key projection
+                (:meth:`map_video_fast`, :meth:`pool_tokens_folded`); False runs the plain module sequence.
         """
         config = self.config
         batch, num_clips = video.shape[:2]
@@ -345,8 +363,10 @@ class R2Block(nn.Module):
                 unique_tef = None if tef is None else tef[representatives]
         for step in self.steps():
             if fast:
-                v = self.map_video_fast(unique_video[:, :, first + step], unique_tef)  # (U, T, P, D)
-                cls = v[:, :, 0][inverse]  # (B, T, D)
+                v, cls = self.map_video_fast(unique_video[:, :, first + step], unique_tef)  # (U, T, P, D)
+                cls = cls[inverse]  # (B, T, D)
+            elif fused:
+                v, cls = self.map_video_fast(video[:, :, first + step], tef)  # (B, T, P, D), (B, T, D)
             else:
                 v = self.map_video(video[:, :, first + step], tef)  # (B, T, P, D)
                 cls = v[:, :, 0]
@@ -357,6 +377,8 @@ class R2Block(nn.Module):
                 h = cls
             elif fast:
                 h = self.pool_tokens_fast(v, inverse, q, step, pool_mask)
+            elif fused:
+                h = self.pool_tokens_folded(v, cls, q, step, pool_mask)
             else:
                 h = self.pool_tokens(v, q, step, pool_mask)
             if last is not None and config.recurrent_gate:

@@ -41,6 +41,7 @@ class R2Tuning(nn.Module):
         self.config = config = config or R2TuningConfig()
         dims = config.hidden_dims
         self.fast_inference = True  # eval + no autograd: use the folded / oneDNN forms (see R2Block.*_fast)
+        self.fused_training = True  # with autograd: fused token MLP + folded key projection (R2Block.forward)
         self.coef = nn.Parameter(torch.ones(len(config.strides)))  # per-level multiplier of exp(coord head), §3.5
         self.adapter = R2Block(config)
         self.pyramid = ConvPyramid(dims, config.strides)
@@ -96,7 +97,8 @@ class R2Tuning(nn.Module):
         lengths = None if official_padding else [int(n) for n in video_mask.sum(dim=1).tolist()]
         fast = self.fast_inference and not self.training and not torch.is_grad_enabled()
 
-        adapter_out = self.adapter(batch.video, batch.query, video_mask, query_mask, lengths, fast)
+        fused = self.fused_training and torch.is_grad_enabled() and not fast
+        adapter_out = self.adapter(batch.video, batch.query, video_mask, query_mask, lengths, fast, fused)
         video_emb = adapter_out.video  # (B, T, D)
         levels, level_masks = self.pyramid(video_emb, video_mask)  # spec §3.2: video_emb is now ReLU'd in place
         padded_lengths = pyramid_level_lengths(num_clips, config.strides)
