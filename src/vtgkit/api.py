@@ -67,7 +67,6 @@ from vtgkit.grounding_inputs import (
     QueryTruncatedWarning,
     check_query,
     check_video,
-    existing_file,
     parse_budget,
 )
 from vtgkit.structures import Batch
@@ -76,7 +75,6 @@ from vtgkit.video_feature_cache import (
     FeatureCache,
     VideoFeatures,
     release_mapped_pages,
-    video_cache_key,
 )
 
 __all__ = [
@@ -259,17 +257,10 @@ class Grounder(WindowedGrounder):
     # ------------------------------------------------------------------ features
     def encode_video(self, video: str | os.PathLike[str]) -> VideoFeatures:
         """The video's CLIP tokens (T, K, P, D) float16, from the cache or decoded and encoded now."""
-        path = existing_file(video)
-        key = video_cache_key(path, self.extractor_settings)
-        cached = self.cache.get(key)
+        path, key, cached, info = self._cached_or_probed(
+            video, f"{self.clip_len:g} s at {self.settings.fps:g} fps for {self.settings.benchmark}")
         if cached is not None:
             return cached
-        from vtgkit.features.decoding import probe_video
-
-        info = probe_video(path)
-        if info.duration is not None and info.duration < self.clip_len:
-            raise VideoError(f"{path}: the video lasts {info.duration:.2f} s, shorter than one clip "
-                             f"({self.clip_len:g} s at {self.settings.fps:g} fps for {self.settings.benchmark})")
         record = {"video": str(path), **self.extractor_settings}
         sink = self.cache.tokens_path(key)
         if sink is not None:

@@ -256,6 +256,36 @@ def open_append(target: str | os.PathLike[str]) -> IO[bytes]:
         raise storage_error(error, target, creating=not target.exists()) from error
 
 
+def cut_torn_last_line(target: str | os.PathLike[str]) -> int:
+    """Cut a last line that lacks its newline (the fragment of a killed append) off ``target``, fsynced.
+
+    Returns the bytes removed (0: the file ends with a newline, is empty, or does not exist). Appenders of JSON-lines
+    files call it before their first append, so the next record is not glued onto the fragment.
+    """
+    target = Path(target)
+    try:
+        handle = open(target, "r+b")
+    except FileNotFoundError:
+        return 0
+    except OSError as error:  # e.g. a read-only output folder: name the file and the folder
+        raise storage_error(error, target, creating=not target.exists()) from error
+    with handle:
+        end = handle.seek(0, os.SEEK_END)
+        keep = end
+        while keep > 0:  # back to the last newline, a block at a time (the file may be large)
+            start = max(0, keep - (1 << 16))
+            handle.seek(start)
+            newline = handle.read(keep - start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            keep = start
+        if keep < end:
+            handle.truncate(keep)
+            os.fsync(handle.fileno())
+    return end - keep
+
+
 def append_whole(handle: IO[bytes], data: bytes) -> None:
     """Append ``data`` (e.g. one JSON line) to a file from :func:`open_append` and fsync it, or append nothing.
 

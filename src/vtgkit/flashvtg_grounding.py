@@ -40,10 +40,9 @@ from vtgkit.data.flashvtg_features import preprocess_query_tokens, preprocess_vi
 from vtgkit.errors import CheckpointError, ConfigError, VideoError
 from vtgkit.evaluation.postprocess import postprocess_boundaries, postprocess_saliency
 from vtgkit.grounder_base import WindowedGrounder, checked_query_text, window_duration
-from vtgkit.grounding_inputs import existing_file
 from vtgkit.predict_flashvtg import DATASET_NAMES, feature_layout, flashvtg_postprocess
 from vtgkit.structures import GroundingSample
-from vtgkit.video_feature_cache import DEFAULT_MEMORY_BYTES, FeatureCache, VideoFeatures, video_cache_key
+from vtgkit.video_feature_cache import DEFAULT_MEMORY_BYTES, FeatureCache, VideoFeatures
 from vtgkit.windowing import Window
 
 # official dset_name → the extraction preset that makes its features
@@ -218,17 +217,10 @@ class FlashVTGGrounder(WindowedGrounder):
 
     def encode_video(self, video: str | os.PathLike[str]) -> VideoFeatures:
         """Raw SlowFast+CLIP rows (T, ΣD) float16 in the checkpoint's folder order, from the cache or made now."""
-        path = existing_file(video)
-        key = video_cache_key(path, self.extractor_settings)
-        cached = self.cache.get(key)
+        path, key, cached, info = self._cached_or_probed(
+            video, f"{self.clip_len:g} s for FlashVTG on {self.benchmark.name}")
         if cached is not None:
             return cached
-        from vtgkit.features.decoding import probe_video
-
-        info = probe_video(path)
-        if info.duration is not None and info.duration < self.clip_len:
-            raise VideoError(f"{path}: the video lasts {info.duration:.2f} s, shorter than one clip "
-                             f"({self.clip_len:g} s for FlashVTG on {self.benchmark.name})")
         from tqdm.auto import tqdm
 
         total = math.ceil(info.duration / self.clip_len) if info.duration else None

@@ -14,12 +14,20 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vtgkit.errors import ConfigError, QueryError
-from vtgkit.grounding_inputs import QueryTruncatedWarning, check_query, parse_budget, shorten, warn_if_not_latin
+from vtgkit.errors import ConfigError, QueryError, VideoError
+from vtgkit.grounding_inputs import (
+    QueryTruncatedWarning,
+    check_query,
+    existing_file,
+    parse_budget,
+    shorten,
+    warn_if_not_latin,
+)
 from vtgkit.structures import Moment
 from vtgkit.summary import DEFAULT_BUDGET_FRACTION, select_summary
 from vtgkit.windowing import Window, merge_moments, merge_saliency, plan_windows
@@ -103,6 +111,26 @@ class WindowedGrounder:
 
     def _run_window(self, features: Any, window: Window, query: Any) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+    def _cached_or_probed(self, video: str | os.PathLike[str], clip: str) -> tuple[Path, str, Any, Any]:
+        """(path, feature-cache key, cached features, None) on a cache hit, else (path, key, None, probe info).
+
+        Subclasses keep ``cache`` (a FeatureCache) and ``extractor_settings``. A video shorter than one clip is a
+        VideoError; ``clip`` describes the clip in that message.
+        """
+        from vtgkit.video_feature_cache import video_cache_key
+
+        path = existing_file(video)
+        key = video_cache_key(path, self.extractor_settings)  # type: ignore[attr-defined]
+        cached = self.cache.get(key)  # type: ignore[attr-defined]
+        if cached is not None:
+            return path, key, cached, None
+        from vtgkit.features.decoding import probe_video
+
+        info = probe_video(path)
+        if info.duration is not None and info.duration < self.clip_len:
+            raise VideoError(f"{path}: the video lasts {info.duration:.2f} s, shorter than one clip ({clip})")
+        return path, key, None, info
 
     # ------------------------------------------------------------------ public calls
     def ground(self, video: str | os.PathLike[str], query: str, top_k: int | None = 5) -> list[Moment]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 import urllib.error
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -129,7 +130,7 @@ def test_offline_download_gives_a_clear_error(tmp_path: Path, monkeypatch: pytes
     def offline(*args: object, **kwargs: object) -> io.BytesIO:
         raise urllib.error.URLError("network is unreachable")
 
-    monkeypatch.setattr(clip_weights.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     monkeypatch.setenv("VTGKIT_CACHE", str(tmp_path))
     url, sha256 = clip_weights.weights_url("ViT-B/32")
     assert sha256 in url and url.endswith("ViT-B-32.pt")

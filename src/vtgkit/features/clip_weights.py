@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import torch
 
-from vtgkit.atomic_files import atomic_write
 from vtgkit.errors import CheckpointError, ConfigError
 from vtgkit.features.clip_model import CLIP, build_clip
 from vtgkit.features.torchscript_archive import is_torchscript_archive, read_torchscript_tensors
+from vtgkit.features.weight_download import download_to
 
 # OpenAI's published files; the sha256 is part of each URL (as in the openai `clip` package).
 _OPENAI_BASE = "https://openaipublic.azureedge.net/clip/models"
@@ -69,21 +67,8 @@ def download_weights(arch: str, directory: Path | None = None) -> Path:
         if _sha256(target) != sha256:
             raise CheckpointError(f"{target}: sha256 differs from {sha256} (corrupt or partial file: delete it)")
         return target
-    try:
-        # the file appears at ``target`` only when the block ends without an error (sha256 checked inside)
-        with atomic_write(target, "wb") as file, urllib.request.urlopen(url, timeout=60) as response:
-            digest = hashlib.sha256()
-            for block in iter(lambda: response.read(1 << 20), b""):
-                digest.update(block)
-                file.write(block)
-            if digest.hexdigest() != sha256:
-                raise CheckpointError(f"download of {url}: sha256 {digest.hexdigest()} != expected {sha256}")
-    except (urllib.error.URLError, OSError, TimeoutError) as error:
-        raise CheckpointError(
-            f"cannot download CLIP {arch} weights from {url} ({error}); without network, copy the file to {target} "
-            "or pass its path (e.g. --clip-weights /path/ViT-B-32.pt)"
-        ) from error
-    return target
+    return download_to(url, target, sha256, what=f"CLIP {arch} weights",
+                       manual_hint="e.g. --clip-weights /path/ViT-B-32.pt")
 
 
 def _convert_transformers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

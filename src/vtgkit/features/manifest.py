@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from vtgkit.atomic_files import append_whole, open_append
+from vtgkit.atomic_files import append_whole, cut_torn_last_line, open_append
 
 STATE_DIR = ".vtgkit-extract"
 
@@ -39,28 +38,7 @@ def append_line(path: Path, line: str) -> None:
 
 def cut_partial_last_line(path: Path) -> bool:
     """Remove a last line that lacks its newline (a killed append); True when one was removed."""
-    if not path.is_file():
-        return False
-    with open(path, "rb") as handle:
-        end = handle.seek(0, os.SEEK_END)
-        if end == 0:
-            return False
-        handle.seek(end - 1)
-        if handle.read(1) == b"\n":
-            return False
-    with open(path, "r+b") as handle:
-        keep = end
-        while keep > 0:  # back to the last newline, a block at a time (the file may be large)
-            start = max(0, keep - (1 << 16))
-            handle.seek(start)
-            newline = handle.read(keep - start).rfind(b"\n")
-            if newline >= 0:
-                keep = start + newline + 1
-                break
-            keep = start
-        handle.truncate(keep)
-        os.fsync(handle.fileno())
-    return True
+    return cut_torn_last_line(path) > 0
 
 
 def file_sha256(path: Path) -> str:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vtgkit.atomic_files import append_whole, open_append, storage_error
+from vtgkit.atomic_files import append_whole, cut_torn_last_line, open_append
 from vtgkit.errors import ConfigError
 
 
@@ -102,28 +101,3 @@ def read_run_log(path: str | Path) -> RunLogContents:
         else:
             contents.unreadable_lines.append(number)
     return contents
-
-
-def cut_torn_last_line(path: Path) -> int:
-    """Cut a last line without its newline off ``path`` (fsynced); returns the bytes removed (0: none, or no file)."""
-    try:
-        handle = open(path, "r+b")
-    except FileNotFoundError:
-        return 0
-    except OSError as error:  # e.g. a read-only output folder: name the file and the folder
-        raise storage_error(error, path, creating=not path.exists()) from error
-    with handle:
-        end = handle.seek(0, os.SEEK_END)
-        keep = end
-        while keep > 0:  # back to the last newline, a block at a time (a long run's log is large)
-            start = max(0, keep - (1 << 16))
-            handle.seek(start)
-            newline = handle.read(keep - start).rfind(b"\n")
-            if newline >= 0:
-                keep = start + newline + 1
-                break
-            keep = start
-        if keep < end:
-            handle.truncate(keep)
-            os.fsync(handle.fileno())
-    return end - keep

@@ -13,11 +13,8 @@ and shape mismatches raise :class:`CheckpointError` naming the file and the keys
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vtgkit.atomic_files import atomic_write
 from vtgkit.errors import CheckpointError
 from vtgkit.features.slowfast.key_table import (
     caffe2_table,
@@ -34,6 +30,7 @@ from vtgkit.features.slowfast.key_table import (
     pytorchvideo_table,
 )
 from vtgkit.features.slowfast.model import SlowFast, SlowFastConfig
+from vtgkit.features.weight_download import download_to
 from vtgkit.safe_pickle import load_numpy_pickle
 
 # name -> (url, sha256). The model zoos publish no checksums: None means the download cannot be verified (the file's
@@ -70,20 +67,8 @@ def download_weights(name: str = DEFAULT_WEIGHTS, directory: Path | None = None)
     target = (directory or cache_dir()) / name
     if target.exists():
         return target
-    try:
-        with atomic_write(target, "wb") as file, urllib.request.urlopen(url, timeout=60) as response:
-            digest = hashlib.sha256()
-            for block in iter(lambda: response.read(1 << 20), b""):
-                digest.update(block)
-                file.write(block)
-            if sha256 is not None and digest.hexdigest() != sha256:
-                raise CheckpointError(f"download of {url}: sha256 {digest.hexdigest()} != expected {sha256}")
-    except (urllib.error.URLError, OSError, TimeoutError) as error:
-        raise CheckpointError(
-            f"cannot download SlowFast weights from {url} ({error}); without network, copy the file to {target} "
-            f"or pass its path (--slowfast-weights /path/{name})"
-        ) from error
-    return target
+    return download_to(url, target, sha256, what="SlowFast weights",
+                       manual_hint=f"--slowfast-weights /path/{name}")
 
 
 def _is_torch_file(path: Path) -> bool:
