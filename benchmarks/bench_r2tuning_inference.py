@@ -6,11 +6,13 @@ Dv=768; a 20-token query); weights are random (timing does not depend on their v
 * official-style: the reference path with the spatial pooling in the official operation order (queries repeated per
   clip before q_map, keys projected for every token): the closest stand-in for the official code's cost here;
 * reference: vtgkit's straightforward path (``model.fast_inference = False``), the parity reference;
-* fast: the inference path (each distinct video mapped once per batch, video_map GEMMs through oneDNN with fused
-  ReLU, the v_map key projection folded into the queries, q_map once per sample, video_map run in row chunks of
-  ≤ 8192 tokens (vtgkit.nn.token_mlp: fp16→fp32 copy with the tef, LayerNorm and GEMMs while the chunk is in
-  cache; mapping a whole 8-video layer at once (92 MiB at 770 wide) streamed it through DRAM several times, which
-  made 8 distinct videos cost more per query than one);
+* fast: the inference path (R2Block._forward_fast): each distinct video mapped once per batch, video_map GEMMs
+  through oneDNN with fused ReLU in row chunks that stay in cache (vtgkit.nn.token_mlp_inference: fp16→fp32 copy
+  with the tef, LayerNorm, GEMM, LayerNorm); the v_map key projection and, when it means fewer rows, video_map's
+  last Linear folded around the spatial pooling (applied to the T·L pooled rows instead of the T·P tokens); with
+  ≥ 2 threads, the per-layer, per-clip-range pieces run on two threads with one intra-op thread each while the
+  caller runs the recurrent decoder steps (vtgkit.nn.core_split); pyramid and heads as GEMMs
+  (vtgkit.nn.conv_inference);
 * bf16 (``--bf16``): the fast path under CPU bf16 autocast;
 
 at batch 1, batched on one video (several queries) and batched on distinct videos, with the max deviation of each

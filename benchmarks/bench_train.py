@@ -7,13 +7,18 @@ L=20 takes ~5.2 s (1.55 samples/s, 3.6 GiB peak RSS) with glibc malloc, fp32.
 
     python benchmarks/bench_train.py                       # both models, fp32 and bf16, B=8
     python benchmarks/bench_train.py --model r2tuning --precision bf16 --batch-size 8 --steps 5
-    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 python benchmarks/bench_train.py
+    python benchmarks/bench_train.py --allocator default      # vtgkit with glibc's default malloc too
     # R²-Tuning vs the official code (a checkout of yeliudev/R2-Tuning; a Python with nncore, see
     # bench_r2tuning_official.py), each in its own process for peak RSS, then interleaved in one process:
     /tmp/offvenv/bin/python benchmarks/bench_train.py --model r2tuning --precision fp32 --official-root /tmp/official_r2
 
 ``--impl reference`` times vtgkit's plain module path (``model.fused_training = False``: the token MLP as separate
-autograd ops, keys projected for every token), ``--allocator tcmalloc`` preloads tcmalloc in the child processes.
+autograd ops, keys projected for every token). vtgkit's processes set up their allocator as ``vtgkit train`` does
+(``--allocator``, default tcmalloc when installed, and OMP_WAIT_POLICY=PASSIVE unless set: vtgkit.train.allocator);
+the official step runs with the allocator it has by default (glibc malloc) unless ``--official-allocator
+tcmalloc``, and with this script's environment (set OMP_WAIT_POLICY to give it the same policy). The interleaved
+comparison runs both in one process with glibc's default malloc and this script's environment: a code-only
+comparison.
 """
 
 from __future__ import annotations
@@ -79,6 +84,10 @@ def flashvtg_batch(batch_size: int, clips: int, tokens: int, video_dim: int, que
 
 def measure(args: argparse.Namespace) -> dict[str, float | str | int]:
     """One configuration in this process: returns timings and peak RSS."""
+    from vtgkit.train.allocator import setup_allocator
+
+    # vtgkit as `vtgkit train` sets itself up (may restart this process; before torch loads OpenMP)
+    allocator = setup_allocator(args.allocator, may_reexec=True) if args.impl != "official" else None
     import torch
 
     from vtgkit.models import create_config, create_model
@@ -117,7 +126,7 @@ def measure(args: argparse.Namespace) -> dict[str, float | str | int]:
         "s_per_step": round(median, 3), "spread": round((max(times) - min(times)) / median, 3),
         "samples_per_s": round(args.batch_size / median, 3),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-        "first_loss": round(losses[0], 5), "skipped": trainer.progress.skipped_steps,
+        "first_loss": round(losses[0], 5), "skipped": trainer.progress.skipped_steps, "allocator": allocator,
     }
 
 
@@ -145,6 +154,8 @@ def measure_official(args: argparse.Namespace, model) -> dict[str, float | str |
         "samples_per_s": round(args.batch_size / median, 3),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "first_loss": round(losses[0], 5), "torch_threads": torch.get_num_threads(),
+        "allocator": ("LD_PRELOAD " + os.environ["LD_PRELOAD"] if os.environ.get("LD_PRELOAD") else "glibc malloc")
+        + (f", OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}" if os.environ.get("OMP_WAIT_POLICY") else ""),
     }
 
 
@@ -181,7 +192,8 @@ def interleaved(args: argparse.Namespace) -> None:
         print(f"interleaved {name:<9} {wall:6.2f} s/step wall ({args.batch_size / wall:5.2f} samples/s), "
               f"{cpu:6.2f} s process CPU; steps {[round(w, 2) for w, _ in samples[name]]}")
     print(f"interleaved speed-up vtgkit / official: {medians['official'][0] / medians['vtgkit'][0]:.2f}x wall, "
-          f"{medians['official'][1] / medians['vtgkit'][1]:.2f}x CPU; load {os.getloadavg()}")
+          f"{medians['official'][1] / medians['vtgkit'][1]:.2f}x CPU (both on glibc's default malloc); "
+          f"load {os.getloadavg()}")
 
 
 def main() -> None:
@@ -197,8 +209,10 @@ def main() -> None:
     parser.add_argument("--impl", choices=["vtgkit", "reference", "official"], default="vtgkit",
                         help="what --single measures (the parent runs vtgkit, plus official with --official-root)")
     parser.add_argument("--official-root", help="checkout of yeliudev/R2-Tuning: also time the official step")
-    parser.add_argument("--allocator", choices=["default", "tcmalloc"], default="default",
-                        help="tcmalloc: LD_PRELOAD libtcmalloc_minimal in the child processes")
+    parser.add_argument("--allocator", choices=["tcmalloc", "glibc", "default"], default=None,
+                        help="vtgkit's allocator, as `vtgkit train --allocator` (default: tcmalloc when installed)")
+    parser.add_argument("--official-allocator", choices=["default", "tcmalloc"], default="default",
+                        help="tcmalloc: LD_PRELOAD libtcmalloc_minimal in the official step's process")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--interleaved", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -210,12 +224,13 @@ def main() -> None:
         return
     models = ["r2tuning", "flashvtg"] if args.model == "all" else [args.model]
     precisions = ["fp32", "bf16"] if args.precision == "all" else [args.precision]
-    env = dict(os.environ)
-    if args.allocator == "tcmalloc":
-        env["LD_PRELOAD"] = TCMALLOC
-    print(f"load before: {os.getloadavg()}  allocator: {env.get('LD_PRELOAD', 'glibc malloc')}")
+    env = {key: value for key, value in os.environ.items() if key != "LD_PRELOAD"}
+    official_env = dict(env, LD_PRELOAD=TCMALLOC) if args.official_allocator == "tcmalloc" else env
+    print(f"load before: {os.getloadavg()}")
     common = ["--batch-size", str(args.batch_size), "--clips", str(args.clips), "--tokens", str(args.tokens),
               "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    if args.allocator:
+        common += ["--allocator", args.allocator]
     if args.official_root:
         common += ["--official-root", args.official_root]
     jobs = [(model, precision, "vtgkit") for model in models for precision in precisions]
@@ -224,7 +239,8 @@ def main() -> None:
     for model, precision, impl in jobs:
         command = [sys.executable, __file__, "--single", "--model", model, "--precision", precision, "--impl", impl,
                    *common]
-        completed = subprocess.run(command, capture_output=True, text=True, env=env)
+        completed = subprocess.run(command, capture_output=True, text=True,
+                                   env=official_env if impl == "official" else env)
         if completed.returncode:
             print(f"{model} {precision} {impl}: failed\n{completed.stderr[-2000:]}")
             continue

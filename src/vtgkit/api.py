@@ -200,14 +200,14 @@ class Grounder(WindowedGrounder):
                         **options: Any) -> WindowedGrounder:
         """Load a released checkpoint by name (downloaded on first use) or a local checkpoint.
 
-        FlashVTG checkpoints (a ``flashvtg-*`` name or an official ``.ckpt`` file) give a
-        :class:`vtgkit.flashvtg_grounding.FlashVTGGrounder` instead of a ``Grounder``: same public methods and result
-        types, not a subclass of ``Grounder`` (both are :class:`vtgkit.grounder_base.WindowedGrounder`).
+        FlashVTG checkpoints (a ``flashvtg-*`` name, an official ``.ckpt`` file or a vtgkit-format FlashVTG checkpoint)
+        give a :class:`vtgkit.flashvtg_grounding.FlashVTGGrounder` instead of a ``Grounder``: same public methods and
+        result types, not a subclass of ``Grounder`` (both are :class:`vtgkit.grounder_base.WindowedGrounder`).
 
         Args:
             name_or_path: a name of ``vtgkit.pretrained.list_pretrained()``, an official ``.pth`` (R²-Tuning) or
-                ``.ckpt`` (FlashVTG) file, or a vtgkit R²-Tuning checkpoint (folder with model.safetensors +
-                config.json, or ``X.safetensors`` + ``X.json``).
+                ``.ckpt`` (FlashVTG) file, or a vtgkit checkpoint of either model (folder with model.safetensors +
+                config.json, or ``X.safetensors`` + ``X.json``; the config says which model).
             clip_weights: CLIP weight file (OpenAI ``.pt``, state dict or safetensors) or arch name; default the
                 checkpoint's arch (ViT-B/32), downloaded into the cache on first use.
             slowfast_weights: FlashVTG only: SlowFast R50 8x8 weights (Caffe2 ``.pkl`` or PySlowFast/pytorchvideo

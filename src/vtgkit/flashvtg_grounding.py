@@ -160,13 +160,15 @@ class FlashVTGGrounder(WindowedGrounder):
                         slowfast_weights: str | os.PathLike[str] | None = None, benchmark: str | None = None,
                         preset: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
                         progress: bool = True, **options: Any) -> FlashVTGGrounder:
-        """A released ``flashvtg-*`` name (placed by hand in the cache: the message says where) or an official
-        ``model_best.ckpt``, with CLIP (default ViT-B/32) and SlowFast (default ``SLOWFAST_8x8_R50.pkl``) weights.
+        """A released ``flashvtg-*`` name (placed by hand in the cache: the message says where), an official
+        ``model_best.ckpt`` or a vtgkit-format checkpoint (``vtgkit train``'s ``best.safetensors`` + ``best.json``),
+        with CLIP (default ViT-B/32) and SlowFast (default ``SLOWFAST_8x8_R50.pkl``) weights.
 
         ``benchmark`` may only repeat the checkpoint's own (its ``dset_name`` decides the settings); ``preset``
-        overrides the model configuration as in :func:`vtgkit.pretrained.load_pretrained`.
+        overrides the model configuration of an official file as in :func:`vtgkit.pretrained.load_pretrained`
+        (a vtgkit-format checkpoint carries its whole configuration, so ``preset`` is refused there).
         """
-        from vtgkit.grounder_loading import load_clip_for_grounding
+        from vtgkit.grounder_loading import load_clip_for_grounding, load_vtgkit_flashvtg, vtgkit_checkpoint_model
         from vtgkit.pretrained import PRETRAINED, load_pretrained
 
         text = os.fspath(name_or_path)
@@ -176,9 +178,19 @@ class FlashVTGGrounder(WindowedGrounder):
             raise ConfigError(f"{entry.name} was trained on {entry.preset.rsplit('_', 1)[-1]} features, which vtgkit "
                               "does not make; raw-video grounding takes the SlowFast+CLIP FlashVTG checkpoints "
                               "(flashvtg-qvhighlights, flashvtg-tacos, flashvtg-tvsum)")
-        loaded = load_pretrained(name_or_path, model="flashvtg", preset=preset, cache_dir=cache_dir,
-                                 progress=progress)
-        model = loaded.model
+        vtgkit_format = entry is None and vtgkit_checkpoint_model(text) == "flashvtg"
+        if vtgkit_format:
+            if preset is not None:
+                raise ConfigError(f"{text}: a vtgkit-format checkpoint carries its own FlashVTG configuration; "
+                                  f"drop preset={preset!r}")
+            model = load_vtgkit_flashvtg(text)
+            _refuse_unmade_widths(text, model.config)
+            source = text
+        else:
+            loaded = load_pretrained(name_or_path, model="flashvtg", preset=preset, cache_dir=cache_dir,
+                                     progress=progress)
+            model = loaded.model
+            source = entry.name if entry is not None else str(loaded.path)
         dataset = model.config.dataset_name
         recorded = DATASET_NAMES[dataset].benchmark if dataset in DATASET_NAMES else None
         if benchmark is not None and benchmark != recorded:
@@ -189,9 +201,17 @@ class FlashVTGGrounder(WindowedGrounder):
         clip, clip_source = load_clip_for_grounding(clip_weights or "ViT-B/32", cache_dir)
         slowfast, slowfast_source = load_slowfast_for_grounding(slowfast_weights, cache_dir)
         options.setdefault("progress", progress)
-        source = entry.name if entry is not None else str(loaded.path)
-        return cls(model, clip, slowfast, checkpoint=source, clip_source=clip_source,
-                   slowfast_source=slowfast_source, **options)
+        try:
+            return cls(model, clip, slowfast, checkpoint=source, clip_source=clip_source,
+                       slowfast_source=slowfast_source, **options)
+        except CheckpointError as error:
+            if not vtgkit_format:
+                raise
+            layout = feature_layout(model)
+            raise CheckpointError(
+                f"{text}: {error} (a vtgkit-format checkpoint records no feature folders; its dataset_name "
+                f"{dataset!r} means the official layout {' + '.join(layout.video_dirs)} + 2 TEF, which raw-video "
+                "grounding makes with SlowFast R50 + CLIP)") from None
 
     # ------------------------------------------------------------------ WindowedGrounder
     @property
@@ -286,6 +306,18 @@ def _refuse_unmade_features(source: str, dataset: str) -> None:
     raise ConfigError(f"{source}: a FlashVTG checkpoint trained on {dataset!r} features (InternVideo2 / VGG), which "
                       "vtgkit does not make; raw-video grounding takes the SlowFast+CLIP checkpoints "
                       "(flashvtg-qvhighlights, flashvtg-tacos, flashvtg-tvsum)")
+
+
+def _refuse_unmade_widths(source: str, config: Any) -> None:
+    """A vtgkit-format checkpoint names only its ``dataset_name``, which Charades-STA shares between SlowFast+CLIP,
+    VGG and InternVideo2 features: its input widths tell them apart (InternVideo2 770/4096, VGG 4098/300)."""
+    from vtgkit.models.flashvtg.config import PRESETS
+
+    for name in ("qvhighlights_internvideo2", "charades_sta_internvideo2", "charades_sta_vgg"):
+        preset = PRESETS[name]
+        if (config.dataset_name, config.video_dim, config.query_dim) == (
+                preset.dataset_name, preset.video_dim, preset.query_dim):
+            _refuse_unmade_features(source, config.dataset_name)
 
 
 def load_slowfast_for_grounding(weights: str | os.PathLike[str] | None, cache_dir: Any) -> tuple[Any, str]:

@@ -1,10 +1,12 @@
 """What ``Grounder.from_pretrained`` loads: the R²-Tuning model (released name, official .pth or vtgkit checkpoint)
-and a CLIP that fits it. FlashVTG checkpoints (released names, official ``.ckpt`` files) are recognised by
-:func:`is_flashvtg_checkpoint` and loaded by :mod:`vtgkit.flashvtg_grounding` instead.
+and a CLIP that fits it. FlashVTG checkpoints (released names, official ``.ckpt`` files, vtgkit-format files written
+by ``vtgkit train``) are recognised by :func:`is_flashvtg_checkpoint` and loaded by :mod:`vtgkit.flashvtg_grounding`
+instead (vtgkit-format ones through :func:`load_vtgkit_flashvtg`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -13,23 +15,74 @@ import torch
 
 from vtgkit.errors import CheckpointError, ConfigError
 
-# Only vtgkit-format FlashVTG files (saved by `vtgkit train`) reach this: they lack the official training options
-# (feature folders, dset_name details) that raw-video grounding reads.
-_FLASHVTG_UNSUPPORTED = ("raw-video grounding takes FlashVTG checkpoints in the official layout (a flashvtg-* name or "
-                         "model_best.ckpt with its training options), not vtgkit-format FlashVTG files; "
-                         "use `vtgkit predict --model flashvtg` on features made by `vtgkit extract --preset "
-                         "flashvtg-*`, or an R2-Tuning checkpoint")
+
+def vtgkit_checkpoint_model(name_or_path: str | os.PathLike[str]) -> str | None:
+    """The model a vtgkit-format checkpoint (folder with config.json, or ``X.safetensors`` / ``X.json``) says it
+    holds, from its JSON record; None when the path is not one (or its JSON cannot be read: the loader then says
+    why)."""
+    from vtgkit.models.checkpoint_io import CONFIG_NAME
+
+    path = Path(os.fspath(name_or_path)).expanduser()
+    if path.is_dir():
+        record_path = path / CONFIG_NAME
+    elif path.suffix in {".safetensors", ".json"}:
+        record_path = path.with_suffix(".json")
+    else:
+        return None
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        return str(record["model"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def is_flashvtg_checkpoint(name_or_path: str | os.PathLike[str]) -> bool:
-    """True for a released ``flashvtg-*`` name and for an official FlashVTG ``.ckpt`` file (``model_best.ckpt``)."""
+    """True for a released ``flashvtg-*`` name, an official FlashVTG ``.ckpt`` file (``model_best.ckpt``) and a
+    vtgkit-format FlashVTG checkpoint (``best.safetensors`` + ``best.json`` of ``vtgkit train``)."""
     from vtgkit.pretrained import PRETRAINED
 
     text = os.fspath(name_or_path)
     entry = PRETRAINED.get(text)
     if entry is not None:
         return entry.model == "flashvtg"
-    return Path(text).expanduser().suffix == ".ckpt"  # FlashVTG's released files are model_best.ckpt (spec §9)
+    if Path(text).expanduser().suffix == ".ckpt":  # FlashVTG's released files are model_best.ckpt (spec §9)
+        return True
+    return vtgkit_checkpoint_model(text) == "flashvtg"
+
+
+def load_vtgkit_flashvtg(path: str | os.PathLike[str]) -> torch.nn.Module:
+    """An eval-mode FlashVTG from a vtgkit-format checkpoint (safetensors weights + JSON ``FlashVTGConfig``).
+
+    The JSON holds the whole model configuration (widths, clip length, length caps, ``dataset_name``) but not the
+    official training options; the feature folders are then those of the ``dataset_name``'s official layout
+    (``vtgkit.predict_flashvtg.feature_layout``), which is what every ``vtgkit train flashvtg-*`` recipe reads.
+
+    Raises:
+        CheckpointError: unreadable files, a config that is not a FlashVTG one, weights that do not fit it.
+    """
+    from vtgkit.models.checkpoint_io import config_from_dict, load_vtgkit_checkpoint
+    from vtgkit.models.flashvtg.config import FlashVTGConfig
+    from vtgkit.models.flashvtg.model import FlashVTG
+
+    path = Path(os.fspath(path)).expanduser()
+    weights = path.with_suffix(".safetensors") if path.suffix == ".json" else path
+    model_name, data, state = load_vtgkit_checkpoint(weights)
+    if model_name != "flashvtg":
+        raise CheckpointError(f"{path}: a {model_name} checkpoint, not FlashVTG")
+    try:
+        config = config_from_dict(FlashVTGConfig, data, path)
+    except ConfigError as error:  # the config's own checks (heads, strides)
+        raise CheckpointError(f"{path}: invalid FlashVTG config: {error}") from None
+    model = FlashVTG(config)
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    reshaped = [key for key, value in state.items() if key in expected and expected[key].shape != value.shape]
+    if missing or unexpected or reshaped:
+        raise CheckpointError(f"{weights}: the weights do not fit the FlashVTG config beside them: missing "
+                              f"{missing[:5]}, unexpected {unexpected[:5]}, other shapes {reshaped[:5]}")
+    model.load_state_dict(state, strict=True)
+    return model.eval()
 
 
 def load_grounding_model(name_or_path: str | os.PathLike[str], preset: str | None, cache_dir: Any,
@@ -51,7 +104,7 @@ def load_grounding_model(name_or_path: str | os.PathLike[str], preset: str | Non
 
         model_name, _, _ = load_vtgkit_checkpoint(path.with_suffix(".safetensors") if path.suffix == ".json" else path)
         if model_name != "r2tuning":
-            raise ConfigError(f"{path}: a {model_name} checkpoint; {_FLASHVTG_UNSUPPORTED}")
+            raise ConfigError(f"{path}: a {model_name} checkpoint; load it with Grounder.from_pretrained")
         return load_vtgkit(path.with_suffix(".safetensors") if path.suffix == ".json" else path), preset, str(path)
     if path.suffix == ".ckpt":  # FlashVTG's released files are model_best.ckpt (spec flashvtg.md §9)
         raise ConfigError(f"{path}: a FlashVTG checkpoint (.ckpt); load it with Grounder.from_pretrained")

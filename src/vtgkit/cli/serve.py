@@ -34,6 +34,10 @@ def register(subparsers: Any) -> None:
                              "the demo's small SynthVTG model (offline)")
     parser.add_argument("--clip-weights", help="CLIP weight file for --checkpoint (default: the checkpoint's CLIP, "
                                                "downloaded into the cache on first use)")
+    parser.add_argument("--slowfast-weights", metavar="PATH",
+                        help="FlashVTG checkpoints only: SlowFast R50 8x8 weights (Caffe2 .pkl, PySlowFast or "
+                             "pytorchvideo .pyth); default SLOWFAST_8x8_R50.pkl, downloaded into the cache on first "
+                             "use")
     parser.add_argument("--cache-dir", type=Path, help="cache root for downloads (default $VTGKIT_CACHE or "
                                                        "~/.cache/vtgkit)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
@@ -58,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-upload-mb must be > 0, got {args.max_upload_mb}")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, got {args.port}")
+    if args.slowfast_weights is not None:
+        check_slowfast_weights(args.checkpoint, args.slowfast_weights)
     with bind(args.host, args.port) as sock:  # a port in use fails before the model is loaded
-        grounder, sample = load_grounder(args.checkpoint, args.clip_weights, args.cache_dir)
+        grounder, sample = load_grounder(args.checkpoint, args.clip_weights, args.cache_dir, args.slowfast_weights)
         temporary = args.upload_dir is None
         upload_dir = Path(tempfile.mkdtemp(prefix="vtgkit-serve-")) if temporary else args.upload_dir
         try:
@@ -78,6 +84,24 @@ def run(args: argparse.Namespace) -> int:
             if temporary:
                 shutil.rmtree(upload_dir, ignore_errors=True)
     return 0
+
+
+def check_slowfast_weights(checkpoint: str | None, weights: str) -> None:
+    """``--slowfast-weights`` goes with a FlashVTG checkpoint and names a file (or a known download); checked before
+    the port is taken or any model is loaded."""
+    from vtgkit.errors import CheckpointError, ConfigError
+    from vtgkit.features.slowfast.weights import SLOWFAST_WEIGHTS
+    from vtgkit.grounder_loading import is_flashvtg_checkpoint
+
+    if checkpoint is None:
+        raise ConfigError("--slowfast-weights applies to FlashVTG checkpoints only; without --checkpoint the page "
+                          "uses the demo's R2-Tuning model, which reads CLIP features alone")
+    if not is_flashvtg_checkpoint(checkpoint):
+        raise ConfigError(f"--slowfast-weights applies to FlashVTG checkpoints only; {checkpoint} is not one (a "
+                          "flashvtg-* name, an official FlashVTG .ckpt or a vtgkit-format FlashVTG checkpoint)")
+    if not Path(weights).expanduser().is_file() and weights not in SLOWFAST_WEIGHTS:
+        raise CheckpointError(f"--slowfast-weights {weights}: no such file (give a weight file, or one of "
+                              f"{', '.join(SLOWFAST_WEIGHTS)} to download it into the cache)")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -100,11 +124,12 @@ def serve_forever(app: Any, sock: socket.socket) -> None:
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 
-def load_grounder(checkpoint: str | None, clip_weights: str | None = None,
-                  cache_dir: Path | None = None) -> tuple[Any, dict[str, Any] | None]:
+def load_grounder(checkpoint: str | None, clip_weights: str | None = None, cache_dir: Path | None = None,
+                  slowfast_weights: str | None = None) -> tuple[Any, dict[str, Any] | None]:
     """(Grounder, sample) where sample is ``{"path", "name", "queries": {query: windows}}`` or None.
 
     Without ``checkpoint``: the demo's SynthVTG model and its tiny CLIP, rebuilt offline (:mod:`vtgkit.cli.demo`).
+    ``slowfast_weights`` goes to a FlashVTG checkpoint's grounder, as ``vtgkit ground --slowfast-weights``.
     """
     import json
 
@@ -120,9 +145,12 @@ def load_grounder(checkpoint: str | None, clip_weights: str | None = None,
                               for item in manifest["queries"]}}
     if checkpoint is not None:
         grounder = Grounder.from_pretrained(checkpoint, clip_weights=clip_weights, cache_dir=cache_dir,
-                                            progress=True)
+                                            progress=True, slowfast_weights=slowfast_weights)
         grounder.progress = False  # no progress bars from worker threads
         return grounder, sample
+    if slowfast_weights is not None:
+        raise ConfigError("slowfast_weights: the demo's model is R2-Tuning (CLIP features only); give a FlashVTG "
+                          "checkpoint")
     if sample is None or not (ASSETS / CHECKPOINT).is_file():
         raise ConfigError(f"the demo assets are missing in {ASSETS} (this vtgkit build ships without them): give "
                           "--checkpoint NAME_OR_PATH")

@@ -20,6 +20,9 @@ from vtgkit.errors import AnnotationError, ConfigError
 from vtgkit.structures import Batch, GroundingSample
 
 LABEL_KINDS = ("qvhighlights", "windows", "tvsum", "youtube")
+# Label kinds whose datasets build span labels from relevant_windows (all but TVSum / YouTube-HL, spec §5).
+_SPAN_LABEL_KINDS = ("qvhighlights", "windows")
+MAX_WINDOWS = 5  # `--max_windows` of every official script (spec flashvtg.md §7)
 
 
 @dataclass
@@ -33,6 +36,9 @@ class FlashVTGItem:
     saliency: torch.Tensor | None = None  # (T,) saliency_all_labels
     pos_clips: list[int] = field(default_factory=list)
     neg_clips: list[int] = field(default_factory=list)
+    # Training: the annotated windows in the order the official dataset leaves them (shuffled when there are more
+    # than max_windows, see span_label_windows); None: ``sample.windows`` as annotated.
+    windows: list[tuple[float, float]] | None = None
 
     @property
     def num_clips(self) -> int:
@@ -82,16 +88,33 @@ def highlight_saliency_labels(values: np.ndarray, num_clips: int) -> tuple[list[
     return [min(int(order[-1]), num_clips - 1)], [min(int(order[0]), num_clips - 1)], values
 
 
-def _labels(sample: GroundingSample, kind: str, num_clips: int, rng: random.Random):
+def span_label_windows(windows: Sequence[tuple[float, float]], max_windows: int, rng: random.Random
+                       ) -> list[tuple[float, float]]:
+    """The annotation's window list as the official dataset leaves it after building its span labels (spec §5).
+
+    With more than ``max_windows`` windows the official ``get_span_labels`` shuffles the annotation's list in place
+    (``random.shuffle``) before keeping the first ``max_windows`` as span labels. FlashVTG's losses never read the
+    span labels, but the shuffled list is what the loss's target assignment receives (all windows, spec §4.1; the
+    first of equally long windows wins a tie) and what Charades-STA / TACoS take the saliency labels' window from.
+    The shuffle is drawn before the item's saliency labels, from the same generator.
+    """
+    order = list(windows)
+    if len(order) > max_windows:
+        rng.shuffle(order)
+    return order
+
+
+def _labels(sample: GroundingSample, kind: str, num_clips: int, rng: random.Random,
+            windows: list[tuple[float, float]]):
     where = f"qid {sample.qid!r} (vid {sample.vid!r})"
     if kind == "qvhighlights":
         if sample.relevant_clip_ids is None or sample.saliency_scores is None:
             raise AnnotationError(f"{where}: training labels need relevant_clip_ids and saliency_scores")
         return qvhighlights_saliency_labels(sample.relevant_clip_ids, sample.saliency_scores, num_clips, rng)
     if kind == "windows":
-        if not sample.windows or sample.duration is None:
+        if not windows or sample.duration is None:
             raise AnnotationError(f"{where}: training labels need relevant_windows and duration")
-        return window_saliency_labels(sample.windows[0], sample.duration, num_clips, rng)
+        return window_saliency_labels(windows[0], sample.duration, num_clips, rng)
     raw = sample.raw.get("label")
     if raw is None:
         raise AnnotationError(f"{where}: {kind} training labels need the 'label' field")
@@ -103,13 +126,20 @@ def _labels(sample: GroundingSample, kind: str, num_clips: int, rng: random.Rand
 
 def build_flashvtg_items(
     samples: Sequence[GroundingSample], reader: FlashVTGFeatureReader, label_kind: str | None = None,
-    seed: int | None = None,
+    seed: int | None = None, max_windows: int = MAX_WINDOWS,
 ) -> list[FlashVTGItem]:
     """Preprocess every sample; with ``label_kind`` also draw its training labels once (spec §5).
 
+    The random draws follow the official dataset's construction: item by item in file order, first the window
+    shuffle of the span labels (QVHighlights, Charades-STA, TACoS; only for more than ``max_windows`` windows),
+    then the saliency labels' ``random.sample`` calls, all from one Python ``random`` generator seeded once (the
+    official code seeds ``random`` with the run's seed before building the training set).
+
     Args:
         label_kind: None (prediction), "qvhighlights", "windows" (Charades-STA, TACoS), "tvsum" or "youtube".
-        seed: seed of the Python ``random`` generator used for the easy positive/negative draws.
+        seed: seed of the Python ``random`` generator used for the window shuffle and the easy positive/negative
+            draws.
+        max_windows: span labels kept per item (the official ``--max_windows``, 5 in every script).
     """
     if label_kind is not None and label_kind not in LABEL_KINDS:
         raise ConfigError(f"unknown FlashVTG label kind {label_kind!r}; known: {LABEL_KINDS}")
@@ -124,7 +154,11 @@ def build_flashvtg_items(
         item = FlashVTGItem(sample=sample, video=video, query=torch.from_numpy(reader.read_query(sample.qid)),
                             clip_len=reader.layout.clip_len)
         if label_kind is not None:
-            pos, neg, labels = _labels(sample, label_kind, len(video), rng)
+            windows = list(sample.windows)
+            if label_kind in _SPAN_LABEL_KINDS and windows:
+                windows = span_label_windows(windows, max_windows, rng)
+                item.windows = windows
+            pos, neg, labels = _labels(sample, label_kind, len(video), rng, windows)
             if label_kind == "tvsum" and len(labels) < len(video):
                 item.video = video[: len(labels)]  # spec §1.2 step 4: video cut to the label length (TEF kept)
             item.saliency = torch.as_tensor(np.asarray(labels), dtype=torch.float32)
@@ -160,11 +194,13 @@ def collate_flashvtg(items: Sequence[FlashVTGItem]) -> Batch:
         batch.saliency, _ = _pad([item.saliency for item in items])
         extras["saliency_pos_labels"] = torch.tensor([item.pos_clips for item in items], dtype=torch.long)
         extras["saliency_neg_labels"] = torch.tensor([item.neg_clips for item in items], dtype=torch.long)
-    if all(s.windows for s in samples):
-        # spec §4.1: every annotated window (not capped by max_windows), padded with (inf, inf) rows.
-        width = max(len(s.windows) for s in samples)
+    windows = [item.windows if item.windows is not None else item.sample.windows for item in items]
+    if all(windows):
+        # spec §4.1: every annotated window (not capped by max_windows), in the order the dataset left them,
+        # padded with (inf, inf) rows.
+        width = max(len(rows) for rows in windows)
         boundaries = torch.full((len(items), width, 2), float("inf"))
-        for index, sample in enumerate(samples):
-            boundaries[index, : len(sample.windows)] = torch.tensor(sample.windows, dtype=torch.float32)
+        for index, rows in enumerate(windows):
+            boundaries[index, : len(rows)] = torch.tensor(rows, dtype=torch.float32)
         batch.boundaries = boundaries
     return batch

@@ -19,8 +19,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from vtgkit.errors import ConfigError
 from vtgkit.evaluation.postprocess import PostprocessConfig, postprocess_config
+from vtgkit.train import distributed
 from vtgkit.train.config import TrainConfig
 from vtgkit.train.runner import AnnotationSplit, DataSource, TrainingData, flashvtg_source, r2tuning_source
 
@@ -218,8 +221,12 @@ def synthvtg_training_data(config: TrainConfig, output: Path) -> TrainingData:
     from vtgkit.synth import pipeline
 
     root = Path(config.data_root) if config.data_root else output / "synthvtg"
-    summary = pipeline.prepare_synthvtg(root, seed=config.seed)
-    print(f"SynthVTG data in {root}: {summary['splits']}")
+    # Under torchrun every process gets here: the first builds the folder, the others then find it complete.
+    context = distributed.init_distributed("cpu" if not torch.cuda.is_available() else None)
+    with distributed.main_process_first(context):
+        summary = pipeline.prepare_synthvtg(root, seed=config.seed)
+    if context.is_main:
+        print(f"SynthVTG data in {root}: {summary['splits']}")
     benchmark = pipeline.SYNTHVTG_BENCHMARK
     extras: dict[str, Any] = {}
     if config.model == "flashvtg":

@@ -8,7 +8,11 @@ and nccl on CUDA. Without the torchrun variables the run is a single process and
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -59,7 +63,10 @@ def wrap_model(model: torch.nn.Module, context: DistributedContext) -> torch.nn.
     if not context.enabled:
         return model
     device_ids = [context.local_rank] if context.device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    # Some parameters get no gradient in some steps (FlashVTG's unused text position table, its moment head in
+    # highlight-only configs, pyramid levels longer than a batch's videos): DDP must look for them every step.
+    # ``model`` returns the losses (the trainer's loss wrapper), so the parameters it finds are exactly those.
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -75,7 +82,8 @@ def mean_across_processes(values: dict[str, float], context: DistributedContext)
     tensor = torch.tensor([values[key] for key in keys], dtype=torch.float64, device=context.device)
     dist.all_reduce(tensor)
     tensor /= context.world_size
-    return dict(zip(keys, tensor.tolist(), strict=True))
+    averaged = dict(zip(keys, tensor.tolist(), strict=True))
+    return {key: averaged[key] for key in values}  # the caller's order (log.jsonl as in one process)
 
 
 def broadcast_flag(flag: bool, context: DistributedContext) -> bool:
@@ -85,6 +93,64 @@ def broadcast_flag(flag: bool, context: DistributedContext) -> bool:
     tensor = torch.tensor([1 if flag else 0], device=context.device)
     dist.broadcast(tensor, src=0)
     return bool(tensor.item())
+
+
+def weight_digests(model: torch.nn.Module, context: DistributedContext) -> list[str] | None:
+    """sha256 of ``model``'s state dict on every process, in rank order (None for one process).
+
+    DDP keeps the replicas equal only if every process takes the same steps; the digests show that it did
+    (a run that drifted apart would otherwise save rank 0's weights without a sign).
+    """
+    if not context.enabled:
+        return None
+    digests: list[str | None] = [None] * context.world_size
+    dist.all_gather_object(digests, state_digest(model.state_dict()))
+    return [str(item) for item in digests]
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over the names and raw bytes of a state dict's tensors, in its order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key, value in state.items():
+        digest.update(key.encode("utf-8"))
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def log_replica_check(model: torch.nn.Module, context: DistributedContext, log: Any, step: int) -> None:
+    """Several processes: write whether every replica ended with the same weights to ``log`` (a ``RunLog``,
+    record kind ``ranks_in_sync``), with a warning on stderr when they did not."""
+    digests = weight_digests(model, context)
+    if digests is None:
+        return
+    in_sync = len(set(digests)) == 1
+    log.write("ranks_in_sync", step, {"in_sync": in_sync, "weights_sha256": digests})
+    if not in_sync and context.is_main:
+        print(f"warning: the {len(digests)} training processes ended with different weights (log.jsonl, kind "
+              "ranks_in_sync); the checkpoints hold rank 0's", file=sys.stderr)
+
+
+@contextmanager
+def main_process_first(context: DistributedContext) -> Iterator[None]:
+    """Run the block on rank 0 first, then on the first process of each other machine, then on the rest: a data
+    folder is built once per file system and the later processes find it complete (shared or per-machine disks).
+    One process: just run it. Every process passes two barriers."""
+    if not context.enabled:
+        yield
+        return
+    first = context.is_main
+    machine_first = not first and context.local_rank == 0
+    if not first:
+        dist.barrier()
+    if not first and not machine_first:
+        dist.barrier()
+    yield
+    if first:
+        dist.barrier()
+    if first or machine_first:
+        dist.barrier()
 
 
 def barrier(context: DistributedContext) -> None:

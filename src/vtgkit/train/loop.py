@@ -101,7 +101,8 @@ class Trainer:
         self.context = context or distributed.DistributedContext()
         self.output_dir = Path(output_dir)
         self.raw_model = model.to(self.context.device)
-        self.model = distributed.wrap_model(self.raw_model, self.context)
+        # DDP wraps forward + losses, so that it sees which parameters the loss used (see _LossForward).
+        self.model = distributed.wrap_model(_LossForward(self.raw_model, config.precision), self.context)
         self.dataset = IndexSeededDataset(dataset, config.seed)
         self.collate_fn = collate_fn
         self.evaluate_fn = evaluate_fn
@@ -137,6 +138,7 @@ class Trainer:
         stop = False
         while self.progress.epoch < self.config.epochs and not stop:
             stop = self._run_epoch()
+        distributed.log_replica_check(self.raw_model, self.context, self.log, self.progress.global_step)
         if self.context.is_main:
             self._export("last")
         self.log.close()
@@ -210,13 +212,7 @@ class Trainer:
             last = index == len(batches) - 1
             sync = self.model.no_sync() if self.context.enabled and not last else contextlib.nullcontext()
             with sync:
-                with self.autocast():
-                    output = self.model(batch)
-                # Losses run outside autocast and on float32 inputs: the official heads/pooling/losses are float32
-                # (spec r2-tuning.md §7); autocast leaves low-precision tensors in the loss inputs otherwise.
-                if self.config.precision != "fp32":
-                    output = _to_float32(output)
-                losses = self.raw_model.compute_losses(output, batch)
+                losses = self.model(batch, self.autocast)
                 total = losses["total"] / len(batches)
                 if self.scaler is not None:
                     total = self.scaler.scale(total)
@@ -351,6 +347,30 @@ class Trainer:
         rng_states = state["rng"]
         restore_rng_state(rng_states[self.context.rank if self.context.rank < len(rng_states) else 0])
         self.log.write("resume", self.progress.global_step, {"from": str(path), "epoch": self.progress.epoch + 1})
+
+
+class _LossForward(torch.nn.Module):
+    """``model`` forward under autocast, then its losses in float32: one module, so that DDP wraps both.
+
+    DistributedDataParallel finds the parameters a step did not use by walking back from what its forward returns.
+    Returning the losses (not the model output) makes that walk exact: FlashVTG has parameters that never get a
+    gradient (the unused text position table, the moment head of highlight-only configs, pyramid levels a short
+    batch skips), which otherwise stop the next step with "Expected to have finished reduction".
+    """
+
+    def __init__(self, model: torch.nn.Module, precision: str) -> None:
+        super().__init__()
+        self.model = model
+        self.precision = precision
+
+    def forward(self, batch: Batch, autocast: Callable[[], Any]) -> dict[str, torch.Tensor]:
+        with autocast():
+            output = self.model(batch)
+        # Losses run outside autocast and on float32 inputs: the official heads/pooling/losses are float32
+        # (spec r2-tuning.md §7); autocast leaves low-precision tensors in the loss inputs otherwise.
+        if self.precision != "fp32":
+            output = _to_float32(output)
+        return self.model.compute_losses(output, batch)
 
 
 def _to_float32(value: Any) -> Any:

@@ -5,6 +5,8 @@ Letters: B batch, T clips, L query tokens, P tokens per frame, K CLIP layers, D 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 from dataclasses import dataclass
 
@@ -13,10 +15,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtgkit.models.r2tuning.config import R2TuningConfig
+from vtgkit.nn.core_split import SplitRun, split_available
 from vtgkit.nn.drop_path import DropPath
 from vtgkit.nn.fast_linear import fast_linear
 from vtgkit.nn.positional_encoding import PositionalEncoding
-from vtgkit.nn.token_mlp import token_mlp
+from vtgkit.nn.token_mlp import token_mlp_before_output
+from vtgkit.nn.token_mlp_inference import LARGE_ROWS_PER_CHUNK, ROWS_PER_CHUNK, token_mlp_hidden, token_mlp_output
+
+# Tokens per video in one piece of the fast path's visual side: one token-MLP chunk (vtgkit.nn.token_mlp_inference),
+# so its output is pooled straight away, without a copy into a whole-layer buffer.
+PIECE_TOKENS = {"one_thread": ROWS_PER_CHUNK, "threads": LARGE_ROWS_PER_CHUNK}
 
 
 class MultiHeadAttention(nn.Module):
@@ -252,72 +260,97 @@ class R2Block(nn.Module):
             pooled = pooled.masked_fill(query_mask[:, None, :, None] == 0, float("-inf"))
         return v[:, :, 0] + self.scale[step].tanh() * pooled.amax(dim=2)
 
-    def pool_tokens_fast(
-        self, v: torch.Tensor, inverse: torch.Tensor, q: torch.Tensor, step: int, query_mask: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Inference form of :meth:`pool_tokens` for samples that may share a video.
+    def fast_pool_keys(self, q: torch.Tensor, mapped_after: bool) -> torch.Tensor:
+        """Keys of :meth:`pool_tokens_fast`: q_map(q)·W_v, and ·W_2 (video_map's last weight) when the tokens are the
+        token MLP's hidden u (v = W_2 u + b_2). Args: q (B, L, D). Returns (B, L, D)."""
+        keys = fast_linear(q, self.q_map.weight, self.q_map.bias) @ self.v_map.weight
+        return keys @ self.video_map[6].weight if mapped_after else keys
 
-        The key projection is folded into the queries: q_map(q)·(W v + b) = (q_map(q) W)·v + q_map(q)·b, and the last
-        term is constant over P, so it cancels in the softmax: the U·T·P×D×D key GEMM becomes a B·L×D×D one. All
-        queries on one video are scored in one GEMM against its tokens. Equal to the reference up to float rounding.
+    def pool_tokens_fast(
+        self, x: torch.Tensor, cls: torch.Tensor, inverse: torch.Tensor, q: torch.Tensor, keys: torch.Tensor,
+        step: int, query_mask: torch.Tensor | None, mapped_after: bool,
+    ) -> torch.Tensor:
+        """Inference form of :meth:`pool_tokens` for samples that may share a video, on a range of clips.
+
+        The key projection is folded into the queries: q_map(q)·(W_v v + b_v) = (q_map(q) W_v)·v + q_map(q)·b_v, and
+        the last term is constant over P, so it cancels in the softmax: the U·T·P×D×D key GEMM becomes a B·L×D×D one.
+        With ``mapped_after``, ``x`` is the token MLP's hidden u before its last Linear (v = W_2 u + b_2): the keys
+        carry W_2 too (the b_2 term cancels likewise) and, as each row of the softmax sums to 1,
+        Σ_p a_p v_p = W_2 (Σ_p a_p u_p) + b_2: the last Linear runs on the T·L pooled rows instead of the T·P tokens.
+        All queries on one video are scored in one GEMM against its tokens. Equal to the reference up to float
+        rounding.
 
         Args:
-            v: (U, T, P, D) mapped tokens of the distinct videos.
+            x: (U, C, P, D) mapped tokens v of the distinct videos, or their hidden u with ``mapped_after``.
+            cls: (B, C, D) mapped CLS token of each sample.
             inverse: (B,) video of each sample.
-            q: (B, L, D); query_mask: (B, L) or None.
+            q: (B, L, D); keys: (B, L, D) from :meth:`fast_pool_keys`; query_mask: (B, L) or None.
         Returns:
-            (B, T, D).
+            (B, C, D).
         """
-        _, num_clips, num_tokens, dims = v.shape
+        _, num_clips, num_tokens, dims = x.shape
         batch, num_queries = q.shape[:2]
-        queries = fast_linear(q, self.q_map.weight, self.q_map.bias) @ self.v_map.weight  # (B, L, D)
         weight = self.scale[step].tanh()
-        if v.size(0) == batch:  # no shared video: one batched pass instead of a loop of small ops
-            flat = v.reshape(batch, num_clips * num_tokens, dims)
-            att = torch.bmm(queries, flat.transpose(1, 2)) / math.sqrt(dims)  # (B, L, T·P)
-            att = att.view(batch, num_queries, num_clips, num_tokens).softmax(dim=-1).transpose(1, 2)  # (B, T, L, P)
-            pooled = torch.matmul(att, v)  # (B, T, L, D)
-            pooled += q[:, None]
-            if query_mask is not None:
-                pooled.masked_fill_(query_mask[:, None, :, None] == 0, float("-inf"))
-            return v[:, :, 0] + weight * pooled.amax(dim=2)
+        linear2 = self.video_map[6]
+
+        def finish(pooled: torch.Tensor, queries: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+            """(..., L, D) attention-pooled rows → max over L of (rows + q), padded query tokens left out."""
+            if mapped_after:
+                pooled = fast_linear(pooled, linear2.weight, linear2.bias)
+            pooled += queries
+            if mask is not None:
+                pooled.masked_fill_(mask[..., None] == 0, float("-inf"))
+            return pooled.amax(dim=-2)
+
+        if x.size(0) == batch:  # no shared video: one batched pass instead of a loop of small ops
+            flat = x.reshape(batch, num_clips * num_tokens, dims)
+            att = torch.bmm(keys, flat.transpose(1, 2)) / math.sqrt(dims)  # (B, L, C·P)
+            att = att.view(batch, num_queries, num_clips, num_tokens).softmax(dim=-1).transpose(1, 2)  # (B, C, L, P)
+            mask = None if query_mask is None else query_mask[:, None]
+            return cls + weight * finish(torch.matmul(att, x), q[:, None], mask)  # (B, C, D)
         out = q.new_empty(batch, num_clips, dims)
-        for video_index in range(v.size(0)):
+        for video_index in range(x.size(0)):
             members = (inverse == video_index).nonzero()[:, 0]
-            tokens = v[video_index]  # (T, P, D)
-            scores = queries[members].reshape(-1, dims) @ tokens.reshape(-1, dims).t() / math.sqrt(dims)  # (n·L, T·P)
-            att = scores.view(-1, num_clips, num_tokens).softmax(dim=-1).transpose(0, 1)  # (T, n·L, P)
-            pooled = torch.bmm(att, tokens).view(num_clips, len(members), num_queries, dims)  # (T, n, L, D)
-            pooled += q[members][None]
-            if query_mask is not None:
-                pooled.masked_fill_(query_mask[members][None, :, :, None] == 0, float("-inf"))
-            out[members] = tokens[None, :, 0] + weight * pooled.amax(dim=2).transpose(0, 1)  # (n, T, D)
+            tokens = x[video_index]  # (C, P, D)
+            scores = keys[members].reshape(-1, dims) @ tokens.reshape(-1, dims).t() / math.sqrt(dims)  # (n·L, C·P)
+            att = scores.view(-1, num_clips, num_tokens).softmax(dim=-1).transpose(0, 1)  # (C, n·L, P)
+            pooled = torch.bmm(att, tokens).view(num_clips, len(members), num_queries, dims)  # (C, n, L, D)
+            mask = None if query_mask is None else query_mask[members][None]
+            out[members] = cls[members] + weight * finish(pooled, q[members][None], mask).transpose(0, 1)  # (n, C, D)
         return out
 
-    def map_video_fast(self, tokens: torch.Tensor, tef: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fused form of :meth:`map_video` (vtgkit.nn.token_mlp): row chunks that stay in cache from the fp16 → fp32
-        copy (tef written alongside, no concatenation) to the GEMMs (oneDNN, ReLU fused, in inference); in training,
-        cheap dropout masks regenerated in backward and no 770-wide tensor saved. Returns (B, T, P, D) and its CLS
-        token (B, T, D)."""
-        return token_mlp(tokens, tef, self.video_map, dropout=self.training)
+    def map_video_fused(self, tokens: torch.Tensor, tef: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training form of :meth:`map_video` (vtgkit.nn.token_mlp.token_mlp_before_output: row chunks that stay in
+        cache from the fp16 → fp32 copy to the first GEMM, cheap dropout masks regenerated in backward, no 770-wide
+        tensor saved), up to, not including, the last Linear of ``video_map``: :meth:`pool_tokens_folded` applies it
+        after pooling. Returns u (B, T, P, D) and its CLS token (B, T, D)."""
+        return token_mlp_before_output(tokens, tef, self.video_map, dropout=self.training)
 
     def pool_tokens_folded(
-        self, v: torch.Tensor, cls: torch.Tensor, q: torch.Tensor, step: int, query_mask: torch.Tensor | None
+        self, u: torch.Tensor, cls: torch.Tensor, q: torch.Tensor, step: int, query_mask: torch.Tensor | None
     ) -> torch.Tensor:
-        """Autograd form of :meth:`pool_tokens_fast` for distinct videos (training): the key projection folded into
-        the queries. The key bias term q_map(q)·b is kept (a constant over P that the softmax cancels) so that
-        ``v_map.bias`` gets its (analytically zero) gradient as in the official graph.
+        """Autograd form of :meth:`pool_tokens` for distinct videos (training) on u, the mapped tokens before the
+        last Linear of ``video_map`` (v = W2 u + b2), with both projections folded (exact algebra):
 
-        Args: v (B, T, P, D); cls (B, T, D) = v[:, :, 0]; q (B, L, D); query_mask (B, L) or None.
+        * scores: q_map(q)·v_map(v) = (q_map(q) Wv W2)·u + q_map(q)·(Wv b2 + bv): the B·T·P×D×D key GEMM becomes a
+          B·L×D×D one; the second term is constant over P (the softmax cancels it) and kept so that ``v_map.bias``
+          gets its (analytically zero) gradient as in the official graph;
+        * values: softmax rows sum to 1, so softmax(·) v = W2 (softmax(·) u) + b2: W2 runs on B·T·L rows instead
+          of B·T·P.
+
+        Args: u (B, T, P, D); cls (B, T, D) = W2 u[:, :, 0] + b2; q (B, L, D); query_mask (B, L) or None.
         Returns (B, T, D)."""
-        batch, num_clips, num_tokens, dims = v.shape
+        batch, num_clips, num_tokens, inner = u.shape
         num_queries = q.size(1)
+        last = self.video_map[-1]
         mapped = self.q_map(q)  # (B, L, D)
-        queries = mapped @ self.v_map.weight  # (B, L, D)
-        bias = (mapped @ self.v_map.bias)[..., None]  # (B, L, 1)
-        att = torch.baddbmm(bias, queries, v.reshape(batch, num_clips * num_tokens, dims).transpose(1, 2))
-        att = (att / math.sqrt(dims)).view(batch, num_queries, num_clips, num_tokens).softmax(dim=-1)
-        pooled = torch.matmul(att.transpose(1, 2), v) + q[:, None]  # (B, T, L, D)
+        keys = mapped @ self.v_map.weight  # (B, L, D): q_map(q) Wv
+        scale = 1 / math.sqrt(last.weight.size(0))  # 1/√D folded into the (small) query side
+        queries = (keys @ last.weight) * scale  # (B, L, H)
+        bias = ((keys @ last.bias + mapped @ self.v_map.bias) * scale)[..., None]  # (B, L, 1)
+        att = torch.baddbmm(bias, queries, u.reshape(batch, num_clips * num_tokens, inner).transpose(1, 2))
+        att = att.view(batch, num_queries, num_clips, num_tokens).softmax(dim=-1)
+        pooled = F.linear(torch.matmul(att.transpose(1, 2), u), last.weight, last.bias) + q[:, None]  # (B, T, L, D)
         if query_mask is not None:
             pooled = pooled.masked_fill(query_mask[:, None, :, None] == 0, float("-inf"))
         return cls + self.scale[step].tanh() * pooled.amax(dim=2)
@@ -339,7 +372,7 @@ class R2Block(nn.Module):
             lengths: true clip counts for per-sample semantics, or None for the official padded semantics.
             fast: use the inference forms (eval, no autograd).
             fused: with autograd, map the video tokens with the fused token MLP and fold the key projection
-                (:meth:`map_video_fast`, :meth:`pool_tokens_folded`); False runs the plain module sequence.
+                (:meth:`map_video_fused`, :meth:`pool_tokens_folded`); False runs the plain module sequence.
         """
         config = self.config
         batch, num_clips = video.shape[:2]
@@ -350,23 +383,17 @@ class R2Block(nn.Module):
         else:
             pos = self.pos_enc.for_lengths(lengths, num_clips, video.device)
         pool_mask = None if lengths is None else query_mask
+        if fast:
+            return self._forward_fast(video, query, video_mask, query_mask, tef, pos, pool_mask)
         last = None
         layer_video_cls, layer_query = [], []
-        if fast:
-            # The visual side of every step does not depend on the query: map each distinct video once.
-            representatives, inverse = group_identical_rows(video, video_mask)
-            inverse = inverse.to(video.device)
-            if len(representatives) == batch:  # nothing shared: avoid copying the whole batch
-                unique_video, unique_tef = video, tef
-            else:
-                unique_video = video[representatives]
-                unique_tef = None if tef is None else tef[representatives]
         for step in self.steps():
-            if fast:
-                v, cls = self.map_video_fast(unique_video[:, :, first + step], unique_tef)  # (U, T, P, D)
-                cls = cls[inverse]  # (B, T, D)
-            elif fused:
-                v, cls = self.map_video_fast(video[:, :, first + step], tef)  # (B, T, P, D), (B, T, D)
+            if fused:
+                tokens = video[:, :, first + step]
+                if not config.query_modulated_pooling:  # only the CLS token is used (the MLP works per token)
+                    tokens = tokens[:, :, :1]
+                v, cls = self.map_video_fused(tokens, tef)  # u (B, T, P, D), (B, T, D)
+                cls = self.video_map[-1](cls)  # the CLS token through video_map's last Linear
             else:
                 v = self.map_video(video[:, :, first + step], tef)  # (B, T, P, D)
                 cls = v[:, :, 0]
@@ -375,8 +402,6 @@ class R2Block(nn.Module):
             layer_query.append(q)
             if not config.query_modulated_pooling:
                 h = cls
-            elif fast:
-                h = self.pool_tokens_fast(v, inverse, q, step, pool_mask)
             elif fused:
                 h = self.pool_tokens_folded(v, cls, q, step, pool_mask)
             else:
@@ -386,3 +411,80 @@ class R2Block(nn.Module):
                 h = gate * h + (1 - gate) * last
             last = self.tem(h, q, pos, video_mask, query_mask)
         return R2BlockOutput(video=last, query=q, layer_video_cls=layer_video_cls, layer_query=layer_query)
+
+    def _forward_fast(
+        self, video: torch.Tensor, query: torch.Tensor, video_mask: torch.Tensor, query_mask: torch.Tensor,
+        tef: torch.Tensor | None, pos: torch.Tensor, pool_mask: torch.Tensor | None,
+    ) -> R2BlockOutput:
+        """Inference form of :meth:`forward` (eval, no autograd); same arguments after the tef / positional encoding.
+
+        The visual side of a step (token MLP, spatial pooling) does not depend on the recurrence: it is cut into
+        pieces (layer × clip range) for each distinct video, which run in processing order on two threads with one
+        intra-op thread each when the caller has ≥ 2 (vtgkit.nn.core_split), while this thread runs the recurrent
+        steps (gate, temporal decoder) as soon as a layer's pieces are done. Without query-modulated pooling only
+        the CLS token is mapped (the MLP works per token).
+        """
+        config = self.config
+        batch, num_clips = video.shape[:2]
+        first = video.size(2) - config.num_layers
+        representatives, inverse = group_identical_rows(video, video_mask)
+        inverse = inverse.to(video.device)
+        if len(representatives) == batch:  # nothing shared: avoid copying the whole batch
+            unique_video, unique_tef = video, tef
+        else:
+            unique_video = video[representatives]
+            unique_tef = None if tef is None else tef[representatives]
+        num_videos, num_tokens = unique_video.size(0), unique_video.size(3)
+        steps = self.steps()
+        queries = [self.query_map(query[:, :, first + step].float()) for step in steps]  # (B, L, D) each
+        pooling = config.query_modulated_pooling
+        # Last Linear of video_map after the pooling when that means fewer rows (B·L pooled + U CLS vs U·P tokens).
+        mapped_after = pooling and batch * query.size(1) + num_videos < num_videos * num_tokens
+        keys = [self.fast_pool_keys(q, mapped_after) for q in queries] if pooling else []
+        layer_cls = [video.new_empty(batch, num_clips, config.hidden_dims, dtype=torch.float32) for _ in steps]
+        layer_h = [video.new_empty(batch, num_clips, config.hidden_dims, dtype=torch.float32) for _ in steps]
+
+        def piece(index: int, start: int, stop: int) -> None:
+            step = steps[index]
+            tokens = unique_video[:, start:stop, first + step]  # (U, C, P, Dv)
+            if not pooling:
+                tokens = tokens[:, :, :1]
+            if num_videos == 1:  # no copy into a batch buffer
+                hidden = token_mlp_hidden(tokens[0], None if unique_tef is None else unique_tef[0, start:stop],
+                                          self.video_map)[None]
+            else:
+                hidden = tokens.new_empty(*tokens.shape[:3], config.hidden_dims, dtype=torch.float32)
+                for v in range(num_videos):
+                    token_mlp_hidden(tokens[v], None if unique_tef is None else unique_tef[v, start:stop],
+                                     self.video_map, out=hidden[v])
+            cls = token_mlp_output(hidden[:, :, 0], self.video_map)[inverse]  # (B, C, D)
+            layer_cls[index][:, start:stop] = cls
+            if not pooling:
+                layer_h[index][:, start:stop] = cls
+                return
+            if not mapped_after:
+                hidden = token_mlp_output(hidden, self.video_map)  # v (U, C, P, D)
+            layer_h[index][:, start:stop] = self.pool_tokens_fast(
+                hidden, cls, inverse, queries[index], keys[index], step, pool_mask, mapped_after)
+
+        split = pooling and split_available()  # without pooling the visual side is K·T tokens: not worth a thread
+        # Pieces of a few clips keep both threads busy while this one runs the recurrent steps in between.
+        piece_tokens = PIECE_TOKENS["one_thread" if split or torch.get_num_threads() == 1 else "threads"]
+        num_ranges = -(-num_clips // max(1, piece_tokens // num_tokens)) if pooling else 1
+        bounds = [round(num_clips * r / num_ranges) for r in range(num_ranges + 1)]
+        tasks = [functools.partial(piece, index, bounds[r], bounds[r + 1])
+                 for index in range(len(steps)) for r in range(num_ranges)]
+        last = None
+        with SplitRun(tasks) if split else contextlib.nullcontext() as run:
+            for index, step in enumerate(steps):
+                for r in range(num_ranges):
+                    if run is None:
+                        tasks[index * num_ranges + r]()
+                    else:
+                        run.wait(index * num_ranges + r)
+                h = layer_h[index]
+                if last is not None and config.recurrent_gate:
+                    gate = self.gate[self._gate_index(step)].sigmoid()
+                    h = gate * h + (1 - gate) * last
+                last = self.tem(h, queries[index], pos, video_mask, query_mask)
+        return R2BlockOutput(video=last, query=queries[-1], layer_video_cls=layer_cls, layer_query=queries)

@@ -12,6 +12,7 @@ explicit masks, equivalent to the official +inf padding, spec §2.2–2.3).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -21,6 +22,8 @@ from torch import nn
 from vtgkit.models.r2tuning.blocks import R2Block, R2BlockOutput
 from vtgkit.models.r2tuning.config import R2TuningConfig
 from vtgkit.models.r2tuning.loss import R2TuningLoss
+from vtgkit.nn.conv_inference import heads_fast, heads_supported, pyramid_fast
+from vtgkit.nn.core_split import in_split_scope, split_scope
 from vtgkit.nn.heads import ConvHead
 from vtgkit.nn.points import PointGenerator
 from vtgkit.nn.pooling import AdaPooling
@@ -96,11 +99,17 @@ class R2Tuning(nn.Module):
         batch_size, num_clips = video_mask.shape
         lengths = None if official_padding else [int(n) for n in video_mask.sum(dim=1).tolist()]
         fast = self.fast_inference and not self.training and not torch.is_grad_enabled()
+        if fast and not in_split_scope():
+            with split_scope() as split:  # the whole forward with one intra-op thread, the R² block split on two
+                if split:
+                    return self.forward(batch, official_padding)
 
         fused = self.fused_training and torch.is_grad_enabled() and not fast
         adapter_out = self.adapter(batch.video, batch.query, video_mask, query_mask, lengths, fast, fused)
         video_emb = adapter_out.video  # (B, T, D)
-        levels, level_masks = self.pyramid(video_emb, video_mask)  # spec §3.2: video_emb is now ReLU'd in place
+        # spec §3.2: video_emb is now ReLU'd in place (the fast form: the stride-2 convolutions as GEMMs)
+        pyramid = functools.partial(pyramid_fast, self.pyramid) if fast else self.pyramid
+        levels, level_masks = pyramid(video_emb, video_mask)
         padded_lengths = pyramid_level_lengths(num_clips, config.strides)
         if lengths is None:
             sample_level_lengths = [padded_lengths] * batch_size
@@ -113,7 +122,8 @@ class R2Tuning(nn.Module):
             # Per-sample semantics: the heads zero rows beyond each sample's level length, so their zero padding
             # matches a lone sample.
             head_masks = None if lengths is None else level_masks
-            query_emb, layer_query_emb, out_class, out_coord = self._heads(adapter_out, levels, head_masks, query_mask)
+            query_emb, layer_query_emb, out_class, out_coord = self._heads(adapter_out, levels, head_masks, query_mask,
+                                                                           fast)
         extras: dict[str, Any] = {
             "out_class": out_class,  # (B, N, 1) logits
             "out_coord": out_coord,  # (B, N, 2) distances in strides, or None
@@ -138,9 +148,17 @@ class R2Tuning(nn.Module):
         levels: list[torch.Tensor],
         level_masks: list[torch.Tensor] | None,
         query_mask: torch.Tensor,
+        fast: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         query_emb = self.pooling(adapter_out.query.float(), query_mask)  # (B, 1, D)
         layer_query_emb = torch.stack([self.pooling(q.float(), query_mask) for q in adapter_out.layer_query])
+        heads = [self.class_head] + ([] if self.coord_head is None else [self.coord_head])
+        if fast and all(heads_supported(head) for head in heads):  # every level in one GEMM per conv
+            outputs = heads_fast(heads, [level.float() for level in levels], level_masks)
+            if self.coord_head is None:
+                return query_emb, layer_query_emb, outputs[0], None
+            coef = torch.cat([self.coef[index].expand(level.size(1)) for index, level in enumerate(levels)])
+            return query_emb, layer_query_emb, outputs[0], outputs[1].exp() * coef[:, None]
         masks = level_masks if level_masks is not None else [None] * len(levels)
         out_class = torch.cat(
             [self.class_head(level.float(), mask) for level, mask in zip(levels, masks, strict=True)], dim=1
