@@ -7,17 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from tests.models.test_r2tuning import make_batch, tiny_model
+from tests.models.test_r2tuning_fused import losses_and_grads
 
 from vtgkit.nn import token_mlp as token_mlp_module
-
-
-def losses_and_grads(model, batch, fused: bool) -> tuple[dict, dict]:  # noqa: ANN001
-    model.fused_training = fused
-    model.zero_grad(set_to_none=True)
-    losses = model.compute_losses(model(batch, official_padding=True), batch)
-    losses["total"].backward()
-    return ({k: v.detach() for k, v in losses.items()},
-            {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
 
 
 @pytest.mark.parametrize("overrides", [{"num_layers": 1}, {"num_layers": 3}, {"layer_order": "shallow_to_deep"}],
