@@ -6,15 +6,7 @@ from pathlib import Path
 
 import pytest
 
-
-def assert_one_line_error(code: int, err: str, command: str, *fragments: str) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"vtgkit {command}: error: ")
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0]
+from cli_errors import assert_one_line_error
 
 
 def test_missing_video(run_vtgkit, tmp_path: Path) -> None:

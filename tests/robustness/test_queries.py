@@ -26,6 +26,7 @@ pytest.importorskip("av", reason="PyAV (vtgkit[features]) is needed to decode th
 
 import _video_cases as cases  # noqa: E402
 
+from cli_errors import assert_one_line_error  # noqa: E402
 from tiny_grounder import write_tiny_checkpoint, write_tiny_clip, write_video  # noqa: E402
 from vtgkit.api import Grounder, QueryScriptWarning, QueryTruncatedWarning  # noqa: E402
 from vtgkit.cli.main import main  # noqa: E402
@@ -94,15 +95,6 @@ def run_cli(capsys: pytest.CaptureFixture[str], assets: dict[str, Path], command
                  "--quiet", *extra])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def assert_one_line_error(code: int, err: str, command: str, *fragments: str) -> None:
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"vtgkit {command}: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 # --------------------------------------------------------------------------------------------------- tokenizer

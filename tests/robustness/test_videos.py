@@ -23,6 +23,7 @@ pytest.importorskip("av", reason="PyAV (vtgkit[features]) is needed to write and
 
 import _video_cases as cases  # noqa: E402
 
+from cli_errors import assert_one_line_error  # noqa: E402
 from tiny_grounder import TINY_CLIP, write_tiny_checkpoint, write_tiny_clip  # noqa: E402
 from vtgkit.api import CLIP_SETTINGS, Grounder  # noqa: E402
 from vtgkit.cli.main import main  # noqa: E402
@@ -102,15 +103,6 @@ def ground_cli(capsys: pytest.CaptureFixture[str], assets: dict[str, Path], vide
                *extra: str) -> tuple[int, str, str]:
     return run_cli(capsys, "ground", str(video), "a white box", "--checkpoint", str(assets["checkpoint"]),
                    "--clip-weights", str(assets["clip"]), "--quiet", *extra)
-
-
-def assert_one_line_error(code: int, err: str, command: str, *fragments: str) -> None:
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"vtgkit {command}: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 # ------------------------------------------------------------------------------------- refused: clear VideoError
