@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from vtgkit.atomic_files import append_whole, open_append
+from vtgkit.bounded_json import iter_json_objects
 from vtgkit.errors import AnnotationError
 
 ID_SEPARATOR = "::"
@@ -76,7 +77,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[BatchItem]:
         raise FileNotFoundError(f"manifest {manifest} does not exist")
     suffix = manifest.suffix.lower()
     if suffix in {".jsonl", ".json"}:
-        rows = _jsonl_rows(manifest)
+        rows = iter_json_objects(manifest)  # bounded lines: a huge line fails fast with its number
     elif suffix == ".csv":
         rows = _csv_rows(manifest)
     else:
@@ -95,20 +96,6 @@ def read_manifest(path: str | os.PathLike[str]) -> list[BatchItem]:
     if not items:
         raise AnnotationError(f"{manifest}: no items (expected lines with 'video' and 'query')")
     return items
-
-
-def _jsonl_rows(manifest: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    with open(manifest, encoding="utf-8") as handle:
-        for line, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise AnnotationError(f"{manifest} line {line}: not valid JSON ({error.msg})") from error
-            if not isinstance(row, dict):
-                raise AnnotationError(f"{manifest} line {line}: expected a JSON object, got {type(row).__name__}")
-            yield line, row
 
 
 def _csv_rows(manifest: Path) -> Iterable[tuple[int, dict[str, Any]]]:

@@ -46,6 +46,26 @@ def iter_lines(path: str | Path, max_line_bytes: int | None = None) -> Iterator[
             yield number, text
 
 
+def iter_json_objects(path: str | Path, max_line_bytes: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(1-based line number, object)`` for every non-blank line of a JSON-lines file (lines bounded as in
+    :func:`iter_lines`).
+
+    Raises:
+        AnnotationError: a line is not valid JSON or not a JSON object (file and line named).
+    """
+    for number, line in iter_lines(path, max_line_bytes):
+        if not line.strip():
+            continue
+        location = f"{path} line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise AnnotationError(f"{location}: not valid JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(record, dict):
+            raise AnnotationError(f"{location}: expected a JSON object per line; got {type(record).__name__}")
+        yield number, record
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:

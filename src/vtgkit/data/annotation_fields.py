@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vtgkit.bounded_json import iter_lines, read_json_document
+from vtgkit.bounded_json import iter_json_objects, read_json_document
 from vtgkit.errors import AnnotationError
 
 
@@ -25,17 +25,8 @@ def read_jsonl(path: str | Path, max_line_bytes: int | None = None) -> Iterator[
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"annotation file not found: {path}")
-    for number, line in iter_lines(path, max_line_bytes):
-        if not line.strip():
-            continue
-        location = f"{path} line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise AnnotationError(f"{location}: not valid JSON ({error.msg} at column {error.colno})") from None
-        if not isinstance(record, dict):
-            raise AnnotationError(f"{location}: expected a JSON object per line; got {type(record).__name__}")
-        yield location, record
+    for number, record in iter_json_objects(path, max_line_bytes):
+        yield f"{path} line {number}", record
 
 
 def read_json_object(path: str | Path) -> dict[str, Any]:
