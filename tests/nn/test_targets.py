@@ -29,3 +29,19 @@ def test_batch_targets_use_fps() -> None:
     windows = torch.tensor([[[2.0, 4.0]], [[math.inf, math.inf]]])
     cls_target, _ = assign_batch_targets(points, windows, torch.tensor([0.5, 0.5]))
     assert cls_target.tolist() == [[0, 1, 1, 0], [0, 0, 0, 0]]
+
+
+def test_batch_targets_equal_the_one_sample_assignment_bit_for_bit() -> None:
+    # The batched assignment must be each sample's own (padding rows, several windows, different fps per sample).
+    points = PointGenerator((1, 2, 4, 8))([30, 15, 7, 3])
+    generator = torch.Generator().manual_seed(0)
+    windows = torch.sort(torch.rand(4, 3, 2, generator=generator) * 50, dim=-1).values
+    windows[1, 1:] = math.inf
+    windows[3, 2:] = math.inf
+    fps = torch.tensor([0.5, 1.0, 0.7, 2.0])
+    for radius in (1.5, 0.0):
+        cls_target, reg_target = assign_batch_targets(points, windows, fps, radius)
+        assert cls_target.sum() > 0
+        for index in range(4):
+            alone = assign_point_targets(points, windows[index] * fps[index], radius)
+            assert torch.equal(cls_target[index], alone[0]) and torch.equal(reg_target[index], alone[1])

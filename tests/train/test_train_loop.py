@@ -88,6 +88,32 @@ def test_skipped_step_leaves_weights_and_optimizer_untouched(tmp_path: Path) -> 
     assert trainer.optimizer.state_dict()["state"] == {}
 
 
+@pytest.mark.parametrize("grad_clip", [0.05, 100.0])  # the norm is above / below the limit
+def test_update_matches_clip_grad_norm_and_plain_adamw(tmp_path: Path, grad_clip: float) -> None:
+    # The guarded update (norm, conditional rescale, fused AdamW) against the textbook sequence.
+    torch.manual_seed(123)
+    model = TinyGroundingModel()
+    reference = TinyGroundingModel()
+    reference.load_state_dict(model.state_dict())
+    config = _config(grad_clip=grad_clip)
+    trainer = Trainer(model, config, TinyDataset(), collate_tiny, tmp_path, progress_bar=False)
+    optimizer = torch.optim.AdamW(reference.parameters(), lr=config.lr, betas=config.betas, eps=config.eps,
+                                  weight_decay=config.weight_decay, foreach=False)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+            p.grad = torch.randn(p.shape, generator=generator)
+            q.grad = p.grad.clone()
+        norm, stepped = trainer._guarded_update(1.0)
+        expected_norm = torch.nn.utils.clip_grad_norm_(list(reference.parameters()), grad_clip)
+        optimizer.step()
+        assert stepped and norm == pytest.approx(float(expected_norm), rel=1e-6)
+        assert (norm > grad_clip) == (grad_clip < 1)
+        for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-6, atol=0)
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7)
+
+
 def test_bf16_autocast_trains_with_finite_losses(tmp_path: Path) -> None:
     trainer = _train(tmp_path, _config(precision="bf16", epochs=1))
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]

@@ -1,5 +1,6 @@
-"""Inference forms of the temporal pyramid (:class:`ConvPyramid`) and the shared convolution heads (:class:`ConvHead`)
-as GEMMs through oneDNN (vtgkit.nn.fast_linear).
+"""GEMM forms of the temporal pyramid (:class:`ConvPyramid`) and the shared convolution heads (:class:`ConvHead`),
+through oneDNN at inference (vtgkit.nn.fast_linear; plain ``F.linear`` under autograd, which R²-Tuning's fused
+training path also uses: the many small convolutions cost ~1.5× their GEMMs forward and backward).
 
 Why: at batch 1 these are 1-D convolutions over a few dozen time steps, which torch runs through its slow im2col path
 (~1 ms a call, 20+ calls per forward on the R²-Tuning sequential tail). Here a stride-2 kernel-2 convolution is a

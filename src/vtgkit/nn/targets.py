@@ -24,13 +24,23 @@ def assign_point_targets(
         cls_target: (N,) 1.0 for positive points, else 0.0.
         reg_target: (N, 2) distances (t − g0, g1 − t) of the matched window, in units of the point's stride.
     """
-    num_points, num_windows = points.size(0), windows.size(0)
-    position = points[:, 0, None]  # (N, 1)
-    stride = points[:, 3, None]
-    lengths = (windows[:, 1] - windows[:, 0])[None, :].repeat(num_points, 1)  # (N, W)
-    start = windows[None, :, 0].expand(num_points, num_windows)
-    end = windows[None, :, 1].expand(num_points, num_windows)
-    distances = torch.stack((position - start, end - position), dim=-1)  # (N, W, 2)
+    cls_target, reg_target = _assign(points, windows[None], sample_radius)
+    return cls_target[0], reg_target[0]
+
+
+def _assign(points: torch.Tensor, windows: torch.Tensor, sample_radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`assign_point_targets` of B samples at once (windows (B, W, 2) in clip units): the same elementwise
+    arithmetic with a leading batch dimension, so each sample's targets are bitwise those of the one-sample call.
+    Returns (B, N), (B, N, 2)."""
+    batch, num_windows = windows.shape[:2]
+    num_points = points.size(0)
+    position = points[None, :, 0, None]  # (1, N, 1)
+    stride = points[None, :, 3, None]
+    shape = (batch, num_points, num_windows)
+    lengths = (windows[..., 1] - windows[..., 0])[:, None, :].expand(shape)  # (B, N, W)
+    start = windows[:, None, :, 0].expand(shape)
+    end = windows[:, None, :, 1].expand(shape)
+    distances = torch.stack((position - start, end - position), dim=-1)  # (B, N, W, 2)
     if sample_radius > 0:
         center = (start + end) / 2
         low = torch.maximum(center - stride * sample_radius, start)
@@ -39,12 +49,13 @@ def assign_point_targets(
     else:
         inside = distances.min(dim=-1).values >= 0
     reach = distances.max(dim=-1).values
-    in_range = (reach >= points[:, 1, None]) & (reach <= points[:, 2, None])
+    in_range = (reach >= points[None, :, 1, None]) & (reach <= points[None, :, 2, None])
     # inf - inf = NaN for padding rows; they are never eligible (their centre test fails), so they become +inf.
     lengths = lengths.masked_fill(~(inside & in_range), float("inf"))
-    min_length, matched = lengths.min(dim=1)
+    min_length, matched = lengths.min(dim=2)  # (B, N)
     cls_target = torch.isfinite(min_length).to(points.dtype)
-    reg_target = distances[torch.arange(num_points, device=points.device), matched] / stride
+    index = matched[:, :, None, None].expand(batch, num_points, 1, 2)
+    reg_target = distances.gather(2, index)[:, :, 0] / stride
     return cls_target, reg_target
 
 
@@ -61,9 +72,5 @@ def assign_batch_targets(
     Returns:
         cls_target (B, N), reg_target (B, N, 2).
     """
-    cls_targets, reg_targets = [], []
-    for sample_windows, sample_fps in zip(windows, fps, strict=True):
-        cls_target, reg_target = assign_point_targets(points, sample_windows * sample_fps, sample_radius)
-        cls_targets.append(cls_target)
-        reg_targets.append(reg_target)
-    return torch.stack(cls_targets), torch.stack(reg_targets)
+    # One batched call instead of a per-sample loop (~25 small ops per sample).
+    return _assign(points, windows * fps[:, None, None], sample_radius)

@@ -12,7 +12,9 @@ of the fp16 cache, the tef concatenation, the LayerNorm and dropout outputs, the
 * masks are regenerated in backward from a per-call seed (drawn from torch's default generator, so
   ``torch.manual_seed`` keeps runs reproducible; each chunk has its own generator) instead of being stored; backward
   recomputes the 770-wide side from the fp16 input and saves only the 256-wide hidden activation;
-* no gradient is computed for the (frozen) input tokens;
+* no gradient is computed for the (frozen) input tokens, nor for LayerNorm-1's input: its weight and bias
+  gradients come from the two weight-side GEMMs of backward (:func:`hidden_backward`), without the rows × 770
+  input-gradient GEMM and its mask and LayerNorm-backward passes;
 * chunks are independent pieces (own masks, output rows and partial weight gradients, summed in chunk order): with
   two intra-op threads they run two at a time, one per core with one intra-op thread each (vtgkit.nn.core_split),
   instead of splitting every op over the cores with a thread barrier per op; results do not depend on which thread
@@ -20,6 +22,7 @@ of the fp16 cache, the tef concatenation, the LayerNorm and dropout outputs, the
 
 Training uses :func:`token_mlp_before_output`, which stops before the last Linear: R²-Tuning's spatial pooling
 applies that Linear after pooling (exact algebra, ``R2Block.pool_tokens_folded``), on B·T·L rows instead of B·T·P.
+vtgkit.nn.token_pool runs the same chunks with the pooling inside (the row helpers below are shared).
 
 The math is the module sequence's; only the split of the weight-gradient sums over chunks changes rounding. The
 random stream differs from ``nn.Dropout``'s (it differs between any two implementations anyway).
@@ -28,6 +31,7 @@ random stream differs from ``nn.Dropout``'s (it differs between any two implemen
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vtgkit.nn import fused_rows
 from vtgkit.nn.core_split import SplitRun, split_available
 from vtgkit.nn.fast_linear import fast_linear
 
@@ -42,6 +47,7 @@ ROWS_PER_CHUNK = 4096  # 4096 × 770 fp32 = 12 MiB: the two chunks in flight (on
 # L3 cache (32 MiB); 8192 took 0.2 GiB more peak memory at the official shapes, 2048 gained nothing
 # Row b: bit j of the byte b as an int32 keep mask (−1 keep, 0 drop): one table lookup expands 8 random bits.
 _BYTE_BITS = -((torch.arange(256, dtype=torch.int32)[:, None] >> torch.arange(8, dtype=torch.int32)) & 1)
+_ONE_BITS = 0x3F800000  # float32 1.0: (keep mask & this) viewed as float32 is the 0/1 keep indicator
 _SEED_STRIDE = 0x9E3779B97F4A7C15  # odd 64-bit constant: spreads chunk indices over the seed space
 
 
@@ -75,7 +81,13 @@ def chunk_generator(seed: int, chunk: int, device: torch.device) -> torch.Genera
 
 
 def _chunks(num_clips: int, tokens_per_clip: int) -> list[tuple[int, int]]:
-    step = max(1, ROWS_PER_CHUNK // tokens_per_clip)
+    """Clip ranges of at most ~ROWS_PER_CHUNK rows, in an even number of equal parts when there are several: the
+    pieces run two at a time (one per core), and 7.4 chunks' worth of work cut as 7 full chunks and a small one
+    leaves one core idle for most of a chunk (the official shapes: 600 clips × 50 tokens → 8 chunks of 75 clips)."""
+    count = -(-num_clips * tokens_per_clip // ROWS_PER_CHUNK)
+    if count > 1 and count % 2:
+        count += 1
+    step = min(max(1, -(-num_clips // max(count, 1))), max(1, ROWS_PER_CHUNK // tokens_per_clip))
     return [(start, min(start + step, num_clips)) for start in range(0, num_clips, step)]
 
 
@@ -113,6 +125,110 @@ def _sum(parts: list[torch.Tensor]) -> torch.Tensor:
     return total
 
 
+def _use_fused_rows(device: torch.device) -> bool:
+    """Whether the input pass runs as one numba kernel per chunk (vtgkit.nn.fused_rows: CPU tensors only)."""
+    if device.type != "cpu":
+        return False
+    if not fused_rows.available():
+        _warn_no_numba()
+        return False
+    return True
+
+
+@functools.cache
+def _warn_no_numba() -> None:
+    warnings.warn("numba is not installed: the token MLP's input pass runs as separate torch ops (slower); "
+                  "`pip install numba` restores the fused pass", RuntimeWarning, stacklevel=4)
+
+
+def _is_mask_bytes(mask: torch.Tensor | None) -> bool:
+    """A p = 0.5 first-layer mask kept as its random bytes (read by the fused kernels) rather than an int32 mask."""
+    return mask is not None and mask.dtype == torch.uint8
+
+
+def input_rows(
+    tokens: torch.Tensor, tef: torch.Tensor | None, start: int, stop: int, g1: torch.Tensor, b1: torch.Tensor,
+    eps1: float, mask1: torch.Tensor | None,
+) -> torch.Tensor:
+    """The input pass of clips [start, stop): fp32 copy + tef, LayerNorm-1 (weight ``g1``, bias ``b1``), dropout
+    (``mask1``: an int32 mask, applied in place, or the random bytes of a p = 0.5 mask, read by the fused kernel).
+    Returns (rows, width) float32."""
+    if _is_mask_bytes(mask1) or (mask1 is None and _use_fused_rows(tokens.device)):
+        return fused_rows.normalize_drop_rows(tokens, tef, start, stop, g1, b1, eps1, mask1)[0]
+    width = g1.size(0)
+    out = F.layer_norm(_chunk_input(tokens, tef, start, stop, width), [width], g1, b1, eps1)
+    if mask1 is not None:
+        _drop(out, mask1)
+    return out
+
+
+def normalized_rows(
+    tokens: torch.Tensor, tef: torch.Tensor | None, start: int, stop: int, width: int, eps1: float,
+    mask1: torch.Tensor | None,
+) -> torch.Tensor:
+    """:func:`input_rows` without LayerNorm-1's affine (x̂ ⊙ D), for backward."""
+    # unit weight and zero bias rather than None: LayerNorm's kernel with affine is the faster one on CPU
+    ones = torch.ones(width, device=tokens.device)
+    return input_rows(tokens, tef, start, stop, ones, torch.zeros_like(ones), eps1, mask1)
+
+
+def chunk_masks(
+    seed: int, index: int, rows: int, width: int, inner: int, p: float, device: torch.device
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Chunk ``index``'s dropout masks in draw order (the first layer's, then the second's), or (None, None)."""
+    if p <= 0:
+        return None, None
+    generator = chunk_generator(seed, index, device)
+    if p == 0.5 and _use_fused_rows(device):
+        # the first mask as its random bytes (the same draws as keep_mask's): the fused kernels read the bits
+        return fused_rows.draw_mask_bytes(rows, width, generator), keep_mask(rows, inner, p, generator)
+    return keep_mask(rows, width, p, generator), keep_mask(rows, inner, p, generator)
+
+
+def hidden_backward(
+    grad: torch.Tensor, h: torch.Tensor, mean2: torch.Tensor, rstd2: torch.Tensor, g2s: torch.Tensor,
+    b2s: torch.Tensor, tokens: torch.Tensor, tef: torch.Tensor | None, start: int, stop: int, eps1: float,
+    g1: torch.Tensor, b1: torch.Tensor, w1s: torch.Tensor, mask1: torch.Tensor | None,
+) -> tuple[torch.Tensor, ...]:
+    """Backward of one chunk from the gradient of LN2's output (already masked by the second dropout) to the
+    partial weight gradients (g1, b1, W1s, c1, g2s, b2s). ``mask1`` is overwritten.
+
+    The input needs no gradient, so LayerNorm-1's input gradient (grad_h·W1s, a rows × width GEMM, then the mask
+    and the LayerNorm backward passes) is never formed. With x̂ = LN1(x) without affine and D = the 0/1 keep mask,
+    the first layer's input is (γ ⊙ x̂ + β) ⊙ D; M = grad_hᵀ (x̂ ⊙ D) and N = grad_hᵀ D (two GEMMs, as before) give
+    dW1s = M diag(γ) + N diag(β), dγ = colsum(W1s ⊙ M), dβ = colsum(W1s ⊙ N). Without dropout N is colsum(grad_h)
+    on every column."""
+    inner = h.size(1)
+    grad_h, grad_g2, grad_b2 = torch.ops.aten.native_layer_norm_backward(
+        grad, h, [inner], mean2, rstd2, g2s, b2s, [True, True, True])
+    grad_h = torch.ops.aten.threshold_backward(grad_h, h, 0)  # ReLU (h is its output)
+    grad_c1 = grad_h.sum(0)
+    grad_t = grad_h.t()
+    if _is_mask_bytes(mask1):  # x̂ ⊙ D and D in one fused pass
+        normalized, kept = fused_rows.normalized_keep_rows(tokens, tef, start, stop, eps1, mask1)[:2]
+        m, n = torch.mm(grad_t, normalized), torch.mm(grad_t, kept)
+    else:
+        m = torch.mm(grad_t, normalized_rows(tokens, tef, start, stop, g1.size(0), eps1, mask1))  # recomputed
+    if mask1 is None:
+        n = grad_c1[:, None].expand_as(m)
+    elif not _is_mask_bytes(mask1):
+        # D: 1.0 kept, 0.0 dropped, made in place (the mask's last use)
+        n = torch.mm(grad_t, mask1.bitwise_and_(_ONE_BITS).view(torch.float32))
+    grad_w1 = torch.addcmul(m * g1, n, b1)
+    grad_g1 = (w1s * m).sum(0)
+    grad_b1 = (w1s * n).sum(0)
+    return grad_g1, grad_b1, grad_w1, grad_c1, grad_g2, grad_b2
+
+
+def finish_weight_grads(parts: list[tuple[torch.Tensor, ...]], p: float) -> tuple[torch.Tensor, ...]:
+    """Chunk partials of (g1, b1, W1s, c1, g2s, b2s) summed in chunk order, unscaled to (g1, b1, W1, c1, g2, b2)."""
+    sums = tuple(_sum(list(column)) for column in zip(*parts, strict=True))
+    if p > 0:  # W_s = W / (1 − p): dL/dW = dL/dW_s / (1 − p); likewise LN2's weight and bias
+        for index in (2, 4, 5):
+            sums[index].mul_(1.0 / (1.0 - p))
+    return sums
+
+
 class _TokenMLPHidden(torch.autograd.Function):
     """u = Dropout(LayerNorm(ReLU(Linear(Dropout(LayerNorm(x)))))): the token MLP without its last Linear.
 
@@ -136,16 +252,15 @@ class _TokenMLPHidden(torch.autograd.Function):
         def piece(index: int) -> None:
             start, stop = chunks[index]
             rows = slice(start * num_tokens, stop * num_tokens)
-            generator = chunk_generator(seed, index, tokens.device) if p > 0 else None
-            x = F.layer_norm(_chunk_input(tokens, tef, start, stop, width), [width], g1, b1, eps1)
-            if generator is not None:
-                _drop(x, keep_mask(x.size(0), width, p, generator))
+            count = (stop - start) * num_tokens
+            mask1, mask2 = chunk_masks(seed, index, count, width, inner, p, tokens.device)
+            x = input_rows(tokens, tef, start, stop, g1, b1, eps1, mask1)
             h = hidden[index] = fast_linear(x, w1s, c1, relu=True)
             # LayerNorm written straight into the output rows; its statistics are kept for backward.
             torch.ops.aten.native_layer_norm.out(h, [inner], g2s, b2s, eps2, out0=out[rows], out1=mean2[rows],
                                                  out2=rstd2[rows])
-            if generator is not None:
-                _drop(out[rows], keep_mask(h.size(0), inner, p, generator))
+            if mask2 is not None:
+                _drop(out[rows], mask2)
 
         _run([functools.partial(piece, index) for index in range(len(chunks))])
         ctx.save_for_backward(tokens, tef, mean2, rstd2, g1, b1, w1s, g2s, b2s)
@@ -167,8 +282,6 @@ class _TokenMLPHidden(torch.autograd.Function):
         width, inner = w1s.size(1), w1s.size(0)
         if grad_out is not None:
             grad_out = grad_out.reshape(num_clips * num_tokens, inner)
-        # grad @ W as a Linear with the transposed weight: oneDNN's GEMM (fast_linear) beats MKL's here
-        w1s_t = w1s.t().contiguous()
         chunks = _chunks(num_clips, num_tokens)
         # per chunk: the gradients of (g1, b1, w1, c1, g2s, b2s)
         parts: list[tuple[torch.Tensor, ...] | None] = [None] * len(chunks)
@@ -177,10 +290,7 @@ class _TokenMLPHidden(torch.autograd.Function):
             start, stop = chunks[index]
             rows = slice(start * num_tokens, stop * num_tokens)
             h = hidden[index]
-            # Masks in forward's order: the first layer's, then the second's.
-            generator = chunk_generator(seed, index, tokens.device) if p > 0 else None
-            mask1 = keep_mask(h.size(0), width, p, generator) if generator is not None else None
-            mask2 = keep_mask(h.size(0), inner, p, generator) if generator is not None else None
+            mask1, mask2 = chunk_masks(seed, index, h.size(0), width, inner, p, tokens.device)
             # u = LN2(h) ⊙ mask2, the 1 / (1 − p) inside LN2's scaled weight and bias; masking makes a new tensor
             if grad_out is None:
                 grad = torch.zeros(h.size(0), inner, device=h.device)
@@ -194,30 +304,12 @@ class _TokenMLPHidden(torch.autograd.Function):
                     first_mask = mask2.view(stop - start, num_tokens, inner)[:, 0]
                     extra = torch.bitwise_and(extra.view(torch.int32), first_mask).view(torch.float32)
                 grad.view(stop - start, num_tokens, inner)[:, 0] += extra
-            grad_h, grad_g2, grad_b2 = torch.ops.aten.native_layer_norm_backward(
-                grad, h, [inner], mean2[rows], rstd2[rows], g2s, b2s, [True, True, True])
-            grad_h = torch.ops.aten.threshold_backward(grad_h, h, 0)  # ReLU (h is its output)
-            # h = ReLU((LN1(x) ⊙ mask1) · W1sᵀ + c1); LN1 recomputed from the fp16 input
-            x = _chunk_input(tokens, tef, start, stop, width)
-            dropped1, mean1, rstd1 = torch.native_layer_norm(x, [width], g1, b1, eps1)
-            if mask1 is not None:
-                _drop(dropped1, mask1)
-            grad_w1 = torch.mm(grad_h.t(), dropped1)
-            grad_c1 = grad_h.sum(0)
-            grad_norm1 = fast_linear(grad_h, w1s_t, None)
-            if mask1 is not None:
-                _drop(grad_norm1, mask1)
-            _, grad_g1, grad_b1 = torch.ops.aten.native_layer_norm_backward(
-                grad_norm1, x, [width], mean1, rstd1, g1, b1, [False, True, True])
-            parts[index] = (grad_g1, grad_b1, grad_w1, grad_c1, grad_g2, grad_b2)
+            parts[index] = hidden_backward(grad, h, mean2[rows], rstd2[rows], g2s, b2s, tokens, tef, start, stop,
+                                           eps1, g1, b1, w1s, mask1)
 
         _run([functools.partial(piece, index) for index in range(len(chunks))])
-        sums = (_sum(list(column)) for column in zip(*parts, strict=True))
-        grad_g1, grad_b1, grad_w1, grad_c1, grad_g2, grad_b2 = sums
-        if p > 0:  # W_s = W / (1 − p): dL/dW = dL/dW_s / (1 − p); likewise LN2's weight and bias
-            for grad_param in (grad_w1, grad_g2, grad_b2):
-                grad_param.mul_(1.0 / (1.0 - p))
-        return (None, None, None, None, None, None, grad_g1, grad_b1, grad_w1, grad_c1, grad_g2, grad_b2)
+        grads = finish_weight_grads(parts, p)  # type: ignore[arg-type]
+        return (None, None, None, None, None, None, *grads)
 
 
 def _plain_before_output(tokens: torch.Tensor, tef: torch.Tensor | None, mlp: nn.Sequential, p: float) -> torch.Tensor:

@@ -238,24 +238,31 @@ class Trainer:
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
-        norm = torch.nn.utils.clip_grad_norm_(self.parameters, max_norm) if self.parameters else torch.tensor(0.0)
-        bad = torch.tensor([0.0 if (math.isfinite(loss_value) and torch.isfinite(norm)) else 1.0],
-                           device=self.context.device)
+        # clip_grad_norm_ in its two halves, so that the gradients are rescaled only when the step is taken and the
+        # norm exceeds max_norm (below it the official factor clamps to 1: a no-op pass over every gradient).
+        grads = [p.grad for p in self.parameters if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.tensor(0.0)
+        norm_value = float(norm)  # the step's one synchronisation
+        bad = not (math.isfinite(loss_value) and math.isfinite(norm_value))
         if self.context.enabled:
             # Every process must take the same decision (gradients are already all-reduced, losses are not).
-            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
-        if bad.item() > 0:
+            flag = torch.tensor([float(bad)], device=self.context.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            bad = flag.item() > 0
+        if bad:
             self.progress.skipped_steps += 1
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.update()
-            return float(norm), False
+            return norm_value, False
+        if norm_value + 1e-6 > max_norm:  # clip_grad_norm_'s factor max_norm / (norm + 1e-6) is below 1
+            torch.nn.utils.clip_grads_with_norm_(self.parameters, max_norm, norm)
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             self.optimizer.step()
-        return float(norm), True
+        return norm_value, True
 
     # ------------------------------------------------------------------ evaluation
     def _maybe_evaluate(self, epoch: int) -> bool:

@@ -21,6 +21,7 @@ from vtgkit.nn.fast_linear import fast_linear
 from vtgkit.nn.positional_encoding import PositionalEncoding
 from vtgkit.nn.token_mlp import token_mlp_before_output
 from vtgkit.nn.token_mlp_inference import LARGE_ROWS_PER_CHUNK, ROWS_PER_CHUNK, token_mlp_hidden, token_mlp_output
+from vtgkit.nn.token_pool import token_mlp_pool
 
 # Tokens per video in one piece of the fast path's visual side: one token-MLP chunk (vtgkit.nn.token_mlp_inference),
 # so its output is pooled straight away, without a copy into a whole-layer buffer.
@@ -70,7 +71,9 @@ class FeedForward(nn.Module):
     def __init__(self, dims: int, ratio: int = 4) -> None:
         super().__init__()
         hidden = dims * ratio
-        self.mapping = nn.Sequential(nn.Linear(dims, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dims))
+        # Not in place: the Linear's output on a (B, T, D) input is a view, and an in-place ReLU on a view makes
+        # autograd add a CopySlices / AsStrided pair (two extra passes over the hidden rows in backward).
+        self.mapping = nn.Sequential(nn.Linear(dims, hidden), nn.ReLU(), nn.Linear(hidden, dims))
 
     def reset_parameters(self) -> None:
         # spec §7.1: kaiming-normal (fan_out, a = 0) weights, zero biases.
@@ -319,38 +322,45 @@ class R2Block(nn.Module):
             out[members] = cls[members] + weight * finish(pooled, q[members][None], mask).transpose(0, 1)  # (n, C, D)
         return out
 
-    def map_video_fused(self, tokens: torch.Tensor, tef: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training form of :meth:`map_video` (vtgkit.nn.token_mlp.token_mlp_before_output: row chunks that stay in
-        cache from the fp16 → fp32 copy to the first GEMM, cheap dropout masks regenerated in backward, no 770-wide
-        tensor saved), up to, not including, the last Linear of ``video_map``: :meth:`pool_tokens_folded` applies it
-        after pooling. Returns u (B, T, P, D) and its CLS token (B, T, D)."""
-        return token_mlp_before_output(tokens, tef, self.video_map, dropout=self.training)
+    def map_video_fused(
+        self, tokens: torch.Tensor, tef: torch.Tensor | None, pool: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Training form of :meth:`map_video` up to, not including, the last Linear of ``video_map`` (u; row chunks
+        that stay in cache from the fp16 → fp32 copy to the first GEMM, cheap dropout masks regenerated in backward,
+        no 770-wide tensor saved: vtgkit.nn.token_mlp), with the spatial pooling's attention-weighted sums of u taken
+        in the same chunks when ``pool`` = (queries, bias) from :meth:`pool_queries` (vtgkit.nn.token_pool: u is
+        never materialised). :meth:`pool_tokens_folded` applies the last Linear after pooling.
 
-    def pool_tokens_folded(
-        self, u: torch.Tensor, cls: torch.Tensor, q: torch.Tensor, step: int, query_mask: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Autograd form of :meth:`pool_tokens` for distinct videos (training) on u, the mapped tokens before the
-        last Linear of ``video_map`` (v = W2 u + b2), with both projections folded (exact algebra):
+        Returns (pooled u (B, T, L, D), or None without ``pool``) and the CLS token's u (B, T, D)."""
+        if pool is None:
+            return None, token_mlp_before_output(tokens, tef, self.video_map, dropout=self.training)[1]
+        return token_mlp_pool(tokens, tef, self.video_map, self.training, *pool)
 
-        * scores: q_map(q)·v_map(v) = (q_map(q) Wv W2)·u + q_map(q)·(Wv b2 + bv): the B·T·P×D×D key GEMM becomes a
-          B·L×D×D one; the second term is constant over P (the softmax cancels it) and kept so that ``v_map.bias``
-          gets its (analytically zero) gradient as in the official graph;
-        * values: softmax rows sum to 1, so softmax(·) v = W2 (softmax(·) u) + b2: W2 runs on B·T·L rows instead
-          of B·T·P.
-
-        Args: u (B, T, P, D); cls (B, T, D) = W2 u[:, :, 0] + b2; q (B, L, D); query_mask (B, L) or None.
-        Returns (B, T, D)."""
-        batch, num_clips, num_tokens, inner = u.shape
-        num_queries = q.size(1)
+    def pool_queries(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Queries and bias of the folded pooling on u, the mapped tokens before the last Linear of ``video_map``
+        (v = W2 u + b2), exact algebra: q_map(q)·v_map(v) = (q_map(q) Wv W2)·u + q_map(q)·(Wv b2 + bv). The key
+        GEMM over B·T·P tokens becomes a B·L×D×D one; the bias is constant over P (the softmax cancels it) and kept
+        so that ``v_map.bias`` gets its (analytically zero) gradient as in the official graph. 1/√D is folded into
+        both. Args: q (B, L, D). Returns queries (B, L, D), bias (B, L, 1)."""
         last = self.video_map[-1]
         mapped = self.q_map(q)  # (B, L, D)
         keys = mapped @ self.v_map.weight  # (B, L, D): q_map(q) Wv
-        scale = 1 / math.sqrt(last.weight.size(0))  # 1/√D folded into the (small) query side
-        queries = (keys @ last.weight) * scale  # (B, L, H)
-        bias = ((keys @ last.bias + mapped @ self.v_map.bias) * scale)[..., None]  # (B, L, 1)
-        att = torch.baddbmm(bias, queries, u.reshape(batch, num_clips * num_tokens, inner).transpose(1, 2))
-        att = att.view(batch, num_queries, num_clips, num_tokens).softmax(dim=-1)
-        pooled = F.linear(torch.matmul(att.transpose(1, 2), u), last.weight, last.bias) + q[:, None]  # (B, T, L, D)
+        scale = 1 / math.sqrt(last.weight.size(0))
+        queries = (keys @ last.weight) * scale
+        bias = ((keys @ last.bias + mapped @ self.v_map.bias) * scale)[..., None]
+        return queries, bias
+
+    def pool_tokens_folded(
+        self, pooled: torch.Tensor, cls: torch.Tensor, q: torch.Tensor, step: int, query_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Autograd form of :meth:`pool_tokens` from the attention-weighted sums of u (:meth:`map_video_fused` with
+        :meth:`pool_queries`): softmax rows sum to 1, so softmax(·) v = W2 (softmax(·) u) + b2, and W2 runs on
+        B·T·L rows instead of B·T·P.
+
+        Args: pooled (B, T, L, D); cls (B, T, D) = W2 u[:, :, 0] + b2; q (B, L, D); query_mask (B, L) or None.
+        Returns (B, T, D)."""
+        last = self.video_map[-1]
+        pooled = F.linear(pooled, last.weight, last.bias) + q[:, None]  # (B, T, L, D)
         if query_mask is not None:
             pooled = pooled.masked_fill(query_mask[:, None, :, None] == 0, float("-inf"))
         return cls + self.scale[step].tanh() * pooled.amax(dim=2)
@@ -389,15 +399,19 @@ class R2Block(nn.Module):
         layer_video_cls, layer_query = [], []
         for step in self.steps():
             if fused:
+                # the query first: its folded pooling queries go into the token chunks (vtgkit.nn.token_pool)
+                q = self.query_map(query[:, :, first + step].float())  # (B, L, D)
                 tokens = video[:, :, first + step]
-                if not config.query_modulated_pooling:  # only the CLS token is used (the MLP works per token)
+                pool = self.pool_queries(q) if config.query_modulated_pooling else None
+                if pool is None:  # only the CLS token is used (the MLP works per token)
                     tokens = tokens[:, :, :1]
-                v, cls = self.map_video_fused(tokens, tef)  # u (B, T, P, D), (B, T, D)
+                v, cls = self.map_video_fused(tokens, tef, pool)  # pooled u (B, T, L, D) or None, CLS u (B, T, D)
                 cls = self.video_map[-1](cls)  # the CLS token through video_map's last Linear
             else:
                 v = self.map_video(video[:, :, first + step], tef)  # (B, T, P, D)
                 cls = v[:, :, 0]
-            q = self.query_map(query[:, :, first + step].float())  # (B, L, D)
+                # after the video, as in the official code: the same order of dropout draws
+                q = self.query_map(query[:, :, first + step].float())  # (B, L, D)
             layer_video_cls.append(cls)
             layer_query.append(q)
             if not config.query_modulated_pooling:
