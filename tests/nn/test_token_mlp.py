@@ -150,3 +150,23 @@ def test_two_thread_chunk_split_is_bitwise_the_one_thread_result() -> None:
         runs.append(gradients(lambda: token_mlp(tokens, tef, mlp, dropout=True), mlp, weight))
     for one, two in zip([*runs[0][:2], *runs[0][2]], [*runs[1][:2], *runs[1][2]], strict=True):
         assert torch.equal(one, two)
+
+
+@pytest.mark.skipif(not token_mlp_module.fused_rows.available(), reason="numba is not installed: no fused pass")
+def test_without_numba_the_torch_pass_gives_the_same_result_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numba input pass and the torch ops it replaces read the same mask bits: the same outputs and gradients
+    (up to rounding), and the slower path is announced, not silent."""
+    mlp = make_mlp(14, 8, 0.5)
+    tokens = torch.randn(2, 7, 5, 12).half()
+    tef = torch.rand(2, 7, 2)
+    weight = torch.randn(2, 7, 5, 8)
+    torch.manual_seed(3)
+    fused = gradients(lambda: token_mlp(tokens, tef, mlp, dropout=True), mlp, weight)
+    monkeypatch.setattr(token_mlp_module.fused_rows, "available", lambda: False)
+    token_mlp_module._warn_no_numba.cache_clear()
+    torch.manual_seed(3)
+    with pytest.warns(RuntimeWarning, match="numba is not installed"):
+        plain = gradients(lambda: token_mlp(tokens, tef, mlp, dropout=True), mlp, weight)
+    token_mlp_module._warn_no_numba.cache_clear()
+    for want, have in zip([*plain[:2], *plain[2]], [*fused[:2], *fused[2]], strict=True):
+        torch.testing.assert_close(have, want, atol=1e-5, rtol=1e-4)
