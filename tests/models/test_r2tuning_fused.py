@@ -7,10 +7,10 @@ import torch
 from tests.models.test_r2tuning import make_batch, tiny_model
 
 
-def losses_and_grads(model, batch, fused: bool) -> tuple[dict, dict]:  # noqa: ANN001
+def losses_and_grads(model, batch, fused: bool, official_padding: bool = True) -> tuple[dict, dict]:  # noqa: ANN001
     model.fused_training = fused
     model.zero_grad(set_to_none=True)
-    losses = model.compute_losses(model(batch, official_padding=True), batch)
+    losses = model.compute_losses(model(batch, official_padding=official_padding), batch)
     losses["total"].backward()
     return ({k: v.detach() for k, v in losses.items()},
             {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})

@@ -93,16 +93,8 @@ def test_fused_matches_the_plain_path_with_chunks_spanning_videos(
     model = with_pooling_weight(tiny_model().eval())
     batch = make_batch(model.config, [7, 4, 6], [5, 2, 3])
 
-    def losses_and_grads_padding(fused: bool) -> tuple[dict, dict]:
-        model.fused_training = fused
-        model.zero_grad(set_to_none=True)
-        losses = model.compute_losses(model(batch, official_padding=official_padding), batch)
-        losses["total"].backward()
-        return ({k: v.detach() for k, v in losses.items()},
-                {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
-
-    plain_losses, plain_grads = losses_and_grads_padding(False)
-    fused_losses, fused_grads = losses_and_grads_padding(True)
+    plain_losses, plain_grads = losses_and_grads(model, batch, False, official_padding)
+    fused_losses, fused_grads = losses_and_grads(model, batch, True, official_padding)
     for name, value in plain_losses.items():
         torch.testing.assert_close(fused_losses[name], value, atol=1e-5, rtol=1e-5, msg=name)
     assert set(fused_grads) == set(plain_grads)

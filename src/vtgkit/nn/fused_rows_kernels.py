@@ -18,7 +18,6 @@ from numba.extending import intrinsic
 _SUM_FLAGS = {"reassoc"}
 
 
-
 @intrinsic
 def _widen(typingctx, value):
     """float32 of a float32, or of the bits of an IEEE half read as uint16 (exact: one fpext, F16C on x86)."""
@@ -32,6 +31,7 @@ def _widen(typingctx, value):
         return types.float32(value), codegen
     return None
 
+
 @njit(nogil=True, cache=True)
 def _load_row(tokens, tef, tokens_per_clip, row, buf):
     """buf[:width] = the fp32 input row: the token's values, then its clip's tef."""
@@ -41,6 +41,7 @@ def _load_row(tokens, tef, tokens_per_clip, row, buf):
     clip = row // tokens_per_clip
     for j in range(tef.shape[1]):
         buf[dims + j] = tef[clip, j]
+
 
 @njit(nogil=True, cache=True, fastmath=_SUM_FLAGS)
 def _moments(buf, width, eps):
@@ -56,6 +57,7 @@ def _moments(buf, width, eps):
     var = squares / np.float32(width)
     return mean, np.float32(1.0) / np.sqrt(var + eps)
 
+
 @njit(nogil=True, cache=True)
 def _expand_bits(mask, start, width, words, spread):
     """Bytes of ``words`` (uint64 view of the keep flags): flag offset + j = bit of flat element start + j (0/1),
@@ -67,10 +69,23 @@ def _expand_bits(mask, start, width, words, spread):
         words[k] = spread[mask[first + k]]
     return offset
 
+
 @njit(nogil=True, cache=True)
 def _keep_buffer(width):
     """Keep flags for one row starting anywhere in a byte, as whole 8-byte words (all 1: nothing dropped)."""
     return np.ones(((width + 14) >> 3) * 8, np.uint8)
+
+
+@njit(nogil=True, cache=True)
+def _prepare_row(tokens, tef, tokens_per_clip, row, buf, eps, mask, spread, masked, keep):
+    """Row ``row`` into ``buf`` (its width); returns its mean, rstd, −rstd·mean and the offset of its keep flags in
+    ``keep`` (filled from the mask bytes when ``masked``; all ones otherwise)."""
+    width = buf.shape[0]
+    _load_row(tokens, tef, tokens_per_clip, row, buf)
+    mean, rstd = _moments(buf, width, eps)
+    offset = _expand_bits(mask, row * width, width, keep.view(np.uint64), spread) if masked else 0
+    return mean, rstd, -rstd * mean, offset
+
 
 @njit(nogil=True, cache=True)
 def affine_rows(tokens, tef, tokens_per_clip, gamma, beta, affine, eps, mask, spread, masked, out, mean_out,
@@ -78,15 +93,10 @@ def affine_rows(tokens, tef, tokens_per_clip, gamma, beta, affine, eps, mask, sp
     """out = LayerNorm(row)·γ + β (x̂ alone unless ``affine``), dropped elements 0 when ``masked``; per-row mean
     and rstd."""
     rows, width = out.shape
-    eps = np.float32(eps)
-    buf = np.empty(width, np.float32)
-    keep = _keep_buffer(width)
-    words = keep.view(np.uint64)
+    buf, keep = np.empty(width, np.float32), _keep_buffer(width)
     for row in range(rows):
-        _load_row(tokens, tef, tokens_per_clip, row, buf)
-        mean, rstd = _moments(buf, width, eps)
-        bias = -rstd * mean
-        offset = _expand_bits(mask, row * width, width, words, spread) if masked else 0
+        mean, rstd, bias, offset = _prepare_row(tokens, tef, tokens_per_clip, row, buf, np.float32(eps), mask, spread,
+                                                masked, keep)
         target = out[row]
         if affine:
             for j in range(width):
@@ -99,19 +109,15 @@ def affine_rows(tokens, tef, tokens_per_clip, gamma, beta, affine, eps, mask, sp
         mean_out[row] = mean
         rstd_out[row] = rstd
 
+
 @njit(nogil=True, cache=True)
 def normalized_rows(tokens, tef, tokens_per_clip, eps, mask, spread, normalized, kept, mean_out, rstd_out):
     """normalized = x̂ (no affine) ⊙ keep, kept = keep as 0.0/1.0; per-row mean and rstd."""
     rows, width = normalized.shape
-    eps = np.float32(eps)
-    buf = np.empty(width, np.float32)
-    keep = _keep_buffer(width)
-    words = keep.view(np.uint64)
+    buf, keep = np.empty(width, np.float32), _keep_buffer(width)
     for row in range(rows):
-        _load_row(tokens, tef, tokens_per_clip, row, buf)
-        mean, rstd = _moments(buf, width, eps)
-        bias = -rstd * mean
-        offset = _expand_bits(mask, row * width, width, words, spread)
+        mean, rstd, bias, offset = _prepare_row(tokens, tef, tokens_per_clip, row, buf, np.float32(eps), mask, spread,
+                                                True, keep)
         target, flags = normalized[row], kept[row]
         for j in range(width):
             flag = keep[offset + j]
