@@ -51,13 +51,20 @@ def write_flashvtg_checkpoint(path: Path, dset_name: str = "hl", max_v_l: int = 
     return path
 
 
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("api_flashvtg")
+def write_flashvtg_model_files(root: Path) -> dict[str, Path]:
+    """A random official-format FlashVTG checkpoint and the tiny CLIP and SlowFast weights it was built for."""
     return {
         "checkpoint": write_flashvtg_checkpoint(root / "model_best.ckpt"),
         "clip": write_tiny_clip(root / "clip224.safetensors", FLASH_CLIP),
         "slowfast": write_caffe2(root / "SLOWFAST_tiny.pkl", random_state(TINY, seed=7), TINY),
+    }
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("api_flashvtg")
+    return {
+        **write_flashvtg_model_files(root),
         "short": write_video(root / "kitchen.mp4", SHORT_SECONDS),
         "long": write_video(root / "match.mp4", LONG_SECONDS),
         "root": root,

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.features.slowfast_helpers import TINY, random_state, write_caffe2
-from tests.test_api_flashvtg import FLASH_CLIP, write_flashvtg_checkpoint
+from tests.test_api_flashvtg import write_flashvtg_model_files
 
-from tiny_grounder import write_tiny_clip, write_video
+from tiny_grounder import write_video
 
 for _module in ("fastapi", "uvicorn", "av"):
     pytest.importorskip(_module)
@@ -22,9 +21,7 @@ for _module in ("fastapi", "uvicorn", "av"):
 def flashvtg_assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("serve_flashvtg")
     return {
-        "checkpoint": write_flashvtg_checkpoint(root / "model_best.ckpt"),
-        "clip": write_tiny_clip(root / "clip224.safetensors", FLASH_CLIP),
-        "slowfast": write_caffe2(root / "SLOWFAST_tiny.pkl", random_state(TINY, seed=7), TINY),
+        **write_flashvtg_model_files(root),
         "video": write_video(root / "short.mp4", 5.0),  # 3 clips of 2 s: SlowFast stays quick
     }
 

@@ -209,11 +209,10 @@ def hidden_backward(
         m, n = torch.mm(grad_t, normalized), torch.mm(grad_t, kept)
     else:
         m = torch.mm(grad_t, normalized_rows(tokens, tef, start, stop, g1.size(0), eps1, mask1))  # recomputed
-    if mask1 is None:
-        n = grad_c1[:, None].expand_as(m)
-    elif not _is_mask_bytes(mask1):
-        # D: 1.0 kept, 0.0 dropped, made in place (the mask's last use)
-        n = torch.mm(grad_t, mask1.bitwise_and_(_ONE_BITS).view(torch.float32))
+        if mask1 is None:
+            n = grad_c1[:, None].expand_as(m)
+        else:  # D: 1.0 kept, 0.0 dropped, made in place (the mask's last use)
+            n = torch.mm(grad_t, mask1.bitwise_and_(_ONE_BITS).view(torch.float32))
     grad_w1 = torch.addcmul(m * g1, n, b1)
     grad_g1 = (w1s * m).sum(0)
     grad_b1 = (w1s * n).sum(0)
