@@ -10,7 +10,7 @@ from tests.models.test_r2tuning import make_batch, tiny_model
 from tests.models.test_r2tuning_fused import losses_and_grads
 
 from vtgkit.nn import token_mlp as token_mlp_module
-from vtgkit.nn.token_pool import attention_pool
+from vtgkit.nn.token_pool import attention_pool, max_over_queries
 
 
 def with_pooling_weight(model):  # noqa: ANN001, ANN201
@@ -38,8 +38,8 @@ def test_fused_matches_the_plain_path_for_other_layer_counts(overrides: dict) ->
 
 @pytest.mark.parametrize("masked", [False, True], ids=["all_tokens", "query_mask"])
 def test_folded_pooling_on_u_equals_pooling_on_v(masked: bool) -> None:
-    """pool_tokens_folded of u pooled with pool_queries' queries and bias = pool_tokens(v = W2 u + b2) for any u,
-    e.g. a dropout output (values and gradients w.r.t. u, q and every parameter involved)."""
+    """pool_tokens_folded of u pooled with pool_queries' queries and bias, then through max_over_queries, =
+    pool_tokens(v = W2 u + b2) for any u, e.g. a dropout output (values and gradients w.r.t. u, q and every parameter involved)."""
     torch.manual_seed(0)
     block = tiny_model().adapter.train()
     last = block.video_map[-1]
@@ -57,7 +57,8 @@ def test_folded_pooling_on_u_equals_pooling_on_v(masked: bool) -> None:
         return torch.autograd.grad((out * weight).sum(), [u, q, *params])
 
     reference = block.pool_tokens(last(u), q, 1, query_mask)
-    folded = block.pool_tokens_folded(attention_pool(u, *block.pool_queries(q)), last(u[:, :, 0]), q, 1, query_mask)
+    best = max_over_queries(attention_pool(u, *block.pool_queries(q)), last, q, query_mask)
+    folded = block.pool_tokens_folded(best, last(u[:, :, 0]), 1)
     torch.testing.assert_close(folded, reference, atol=1e-5, rtol=1e-5)
     for got, want in zip(grads(folded), grads(reference), strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vtgkit.nn import core_split
-from vtgkit.nn.core_split import SplitRun, split_available
+from vtgkit.nn.core_split import BackgroundTasks, SplitRun, split_available
 
 
 def test_not_used_with_one_thread_autograd_or_autocast() -> None:
@@ -132,3 +132,56 @@ def test_split_scope_keeps_one_intraop_thread_and_allows_the_split() -> None:
         assert torch.get_num_threads() == 2
     with core_split.split_scope() as active:  # autograd on: no split
         assert not active and torch.get_num_threads() == 2
+
+
+def test_background_tasks_run_on_the_helper_while_the_caller_has_one_thread() -> None:
+    if not _available():
+        pytest.skip("split unavailable")
+    caller = threading.current_thread().name
+    seen: dict[int, tuple[str, int]] = {}
+    started, release = threading.Event(), threading.Event()
+
+    def task(index: int) -> None:
+        if index == 0:
+            started.set()
+            release.wait(5)  # hold the helper so that the caller finishes the later tasks itself
+        seen[index] = (threading.current_thread().name, torch.get_num_threads())
+
+    tasks = BackgroundTasks()
+    with torch.no_grad():
+        for index in range(4):
+            tasks.submit(lambda index=index: task(index))
+        assert tasks.in_background()
+        assert torch.get_num_threads() == 1  # the helper has the other core until finish()
+        assert started.wait(5)  # the helper took the first task
+        release.set()
+        tasks.finish()
+    assert torch.get_num_threads() == 2 and core_split._mkl_threads() == 2
+    assert sorted(seen) == [0, 1, 2, 3]
+    assert seen[0][0] != caller  # the first task ran on the helper
+    assert {threads for _, threads in seen.values()} == {1}
+
+
+def test_background_task_error_is_raised_by_finish_and_threads_come_back() -> None:
+    if not _available():
+        pytest.skip("split unavailable")
+    tasks = BackgroundTasks()
+
+    def fail() -> None:
+        raise RuntimeError("task failed")
+
+    with torch.no_grad():
+        tasks.submit(fail)
+        with pytest.raises(RuntimeError, match="task failed"):
+            tasks.finish()
+    assert torch.get_num_threads() == 2
+
+
+def test_background_tasks_run_at_once_without_the_split() -> None:
+    torch.set_num_threads(1)
+    ran: list[str] = []
+    tasks = BackgroundTasks()
+    tasks.submit(lambda: ran.append(threading.current_thread().name))
+    assert ran == [threading.current_thread().name]  # ran in the caller, before submit returned
+    assert not tasks.in_background()
+    tasks.finish()

@@ -225,3 +225,104 @@ class SplitRun:
             self._limit = self._job = None
         if not failed and self._errors:
             raise self._errors[0]
+
+
+class BackgroundTasks:
+    """Tasks handed over one at a time that run on the shared helper thread (one intra-op thread) while the caller
+    goes on with other work, e.g. the weight-gradient halves of the token MLP's backward chunks while autograd goes
+    on with the rest of the graph (vtgkit.nn.token_pool).
+
+    When the split is available in the caller (:func:`split_available` outside grad mode, or inside
+    :func:`split_scope`), the first :meth:`submit` also limits the caller to one intra-op thread (the helper has the
+    other core) until :meth:`finish`; otherwise every task runs at once in the caller. :meth:`finish` runs what is
+    left in the caller, waits for the helper and re-raises a task's error. Tasks store their own results, so the
+    outcome does not depend on which thread ran a task.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+        self._errors: list[BaseException] = []
+        self._jobs: list[Future] = []
+        self._draining = False
+        self._limit: contextlib.AbstractContextManager | None = None
+        self._owner: int | None = None
+        self._background: bool | None = None
+
+    def _start(self) -> bool:
+        """Whether tasks go to the helper (decided at the first submit, in the caller's thread)."""
+        if self._background is None:
+            with torch.no_grad():
+                self._background = not in_split_scope() and split_available()
+            if self._background:
+                self._owner = threading.get_ident()
+                self._limit = _one_intraop_thread()
+                self._limit.__enter__()
+        return self._background
+
+    def in_background(self) -> bool:
+        """Whether submitted tasks run on the helper thread (then the caller has one intra-op thread until
+        :meth:`finish`)."""
+        return self._start()
+
+    def submit(self, task: Callable[[], None]) -> None:
+        """Run ``task`` on the helper thread (in order after the ones before it), or now when the split is off."""
+        if not self._start():
+            task()
+            return
+        with self._lock:
+            self._pending.append(task)
+            if self._draining or self._errors:
+                return
+            self._draining = True
+        assert _helper is not None
+        self._jobs.append(_helper.submit(self._drain))
+
+    def _next(self) -> Callable[[], None] | None:
+        with self._lock:
+            if not self._pending or self._errors:
+                return None
+            return self._pending.pop(0)
+
+    def _run(self, task: Callable[[], None]) -> None:
+        try:
+            task()
+        except BaseException as error:  # noqa: BLE001 - re-raised by finish()
+            with self._lock:
+                self._errors.append(error)
+
+    def _drain(self) -> None:
+        with torch.no_grad(), _one_intraop_thread():
+            while True:
+                with self._lock:
+                    if not self._pending or self._errors:
+                        self._draining = False  # a later submit starts a new job
+                        return
+                    task = self._pending.pop(0)
+                self._run(task)
+
+    def finish(self) -> None:
+        """Run the remaining tasks in the caller, wait for the helper, restore the caller's intra-op threads;
+        re-raises the first task error."""
+        try:
+            while (task := self._next()) is not None:
+                self._run(task)
+            for job in self._jobs:
+                if not job.cancel():  # started (or done): it stops once nothing is pending
+                    job.result()
+            self._jobs.clear()
+        finally:
+            self._restore()
+        if self._errors:
+            raise self._errors[0]
+
+    def _restore(self) -> None:
+        if self._limit is not None and threading.get_ident() == self._owner:
+            limit, self._limit = self._limit, None
+            limit.__exit__(None, None, None)
+
+    def __del__(self) -> None:
+        # a backward pass that failed before finish(): give the caller its threads back (when freed in its thread)
+        with self._lock:
+            self._pending.clear()
+        self._restore()

@@ -21,7 +21,7 @@ from vtgkit.nn.fast_linear import fast_linear
 from vtgkit.nn.positional_encoding import PositionalEncoding
 from vtgkit.nn.token_mlp import token_mlp_before_output
 from vtgkit.nn.token_mlp_inference import LARGE_ROWS_PER_CHUNK, ROWS_PER_CHUNK, token_mlp_hidden, token_mlp_output
-from vtgkit.nn.token_pool import token_mlp_pool
+from vtgkit.nn.token_pool import DeferredTokenMLPGradients, token_mlp_pool
 
 # Tokens per video in one piece of the fast path's visual side: one token-MLP chunk (vtgkit.nn.token_mlp_inference),
 # so its output is pooled straight away, without a copy into a whole-layer buffer.
@@ -323,15 +323,19 @@ class R2Block(nn.Module):
         return out
 
     def map_video_fused(
-        self, tokens: torch.Tensor, tef: torch.Tensor | None, pool: tuple[torch.Tensor, torch.Tensor] | None
+        self, tokens: torch.Tensor, tef: torch.Tensor | None,
+        pool: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, DeferredTokenMLPGradients | None]
+        | None,
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Training form of :meth:`map_video` up to, not including, the last Linear of ``video_map`` (u; row chunks
         that stay in cache from the fp16 → fp32 copy to the first GEMM, cheap dropout masks regenerated in backward,
-        no 770-wide tensor saved: vtgkit.nn.token_mlp), with the spatial pooling's attention-weighted sums of u taken
-        in the same chunks when ``pool`` = (queries, bias) from :meth:`pool_queries` (vtgkit.nn.token_pool: u is
-        never materialised). :meth:`pool_tokens_folded` applies the last Linear after pooling.
+        no 770-wide tensor saved: vtgkit.nn.token_mlp), with the spatial pooling taken in the same chunks when
+        ``pool`` = (queries, bias) from :meth:`pool_queries`, q, the query mask and the forward's deferred weight
+        gradients (vtgkit.nn.token_pool: u is never materialised; the last Linear runs on the pooled rows, then + q
+        and the max over the queries).
+        :meth:`pool_tokens_folded` finishes the pooling.
 
-        Returns (pooled u (B, T, L, D), or None without ``pool``) and the CLS token's u (B, T, D)."""
+        Returns (max_L(W2 pooled + b2 + q) (B, T, D), or None without ``pool``) and the CLS token's u (B, T, D)."""
         if pool is None:
             return None, token_mlp_before_output(tokens, tef, self.video_map, dropout=self.training)[1]
         return token_mlp_pool(tokens, tef, self.video_map, self.training, *pool)
@@ -350,20 +354,13 @@ class R2Block(nn.Module):
         bias = ((keys @ last.bias + mapped @ self.v_map.bias) * scale)[..., None]
         return queries, bias
 
-    def pool_tokens_folded(
-        self, pooled: torch.Tensor, cls: torch.Tensor, q: torch.Tensor, step: int, query_mask: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Autograd form of :meth:`pool_tokens` from the attention-weighted sums of u (:meth:`map_video_fused` with
-        :meth:`pool_queries`): softmax rows sum to 1, so softmax(·) v = W2 (softmax(·) u) + b2, and W2 runs on
-        B·T·L rows instead of B·T·P.
+    def pool_tokens_folded(self, best: torch.Tensor, cls: torch.Tensor, step: int) -> torch.Tensor:
+        """Autograd form of :meth:`pool_tokens` from :meth:`map_video_fused`'s max over the queries, computed on
+        the attention-weighted sums of u with :meth:`pool_queries`' queries: softmax rows sum to 1, so
+        softmax(·) v = W2 (softmax(·) u) + b2, and W2 runs on B·T·L rows instead of B·T·P.
 
-        Args: pooled (B, T, L, D); cls (B, T, D) = W2 u[:, :, 0] + b2; q (B, L, D); query_mask (B, L) or None.
-        Returns (B, T, D)."""
-        last = self.video_map[-1]
-        pooled = F.linear(pooled, last.weight, last.bias) + q[:, None]  # (B, T, L, D)
-        if query_mask is not None:
-            pooled = pooled.masked_fill(query_mask[:, None, :, None] == 0, float("-inf"))
-        return cls + self.scale[step].tanh() * pooled.amax(dim=2)
+        Args: best (B, T, D) = max_L(W2 pooled + b2 + q); cls (B, T, D) = W2 u[:, :, 0] + b2. Returns (B, T, D)."""
+        return cls + self.scale[step].tanh() * best
 
     def forward(
         self,
@@ -397,15 +394,19 @@ class R2Block(nn.Module):
             return self._forward_fast(video, query, video_mask, query_mask, tef, pos, pool_mask)
         last = None
         layer_video_cls, layer_query = [], []
+        deferred = None
+        if fused and config.query_modulated_pooling and torch.is_grad_enabled():
+            # before the layers: its collecting node's backward then runs after every pooling node's backward
+            deferred = DeferredTokenMLPGradients(self.video_map, self.training)
         for step in self.steps():
             if fused:
                 # the query first: its folded pooling queries go into the token chunks (vtgkit.nn.token_pool)
                 q = self.query_map(query[:, :, first + step].float())  # (B, L, D)
                 tokens = video[:, :, first + step]
-                pool = self.pool_queries(q) if config.query_modulated_pooling else None
+                pool = (*self.pool_queries(q), q, pool_mask, deferred) if config.query_modulated_pooling else None
                 if pool is None:  # only the CLS token is used (the MLP works per token)
                     tokens = tokens[:, :, :1]
-                v, cls = self.map_video_fused(tokens, tef, pool)  # pooled u (B, T, L, D) or None, CLS u (B, T, D)
+                v, cls = self.map_video_fused(tokens, tef, pool)  # max over queries (B, T, D) or None, CLS u
                 cls = self.video_map[-1](cls)  # the CLS token through video_map's last Linear
             else:
                 v = self.map_video(video[:, :, first + step], tef)  # (B, T, P, D)
@@ -417,7 +418,7 @@ class R2Block(nn.Module):
             if not config.query_modulated_pooling:
                 h = cls
             elif fused:
-                h = self.pool_tokens_folded(v, cls, q, step, pool_mask)
+                h = self.pool_tokens_folded(v, cls, step)
             else:
                 h = self.pool_tokens(v, q, step, pool_mask)
             if last is not None and config.recurrent_gate:
