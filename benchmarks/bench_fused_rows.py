@@ -1,8 +1,10 @@
 """Per-chunk cost of the token MLP's 770-wide input pass: the torch sequence vs vtgkit.nn.fused_rows (numba).
 
 One chunk as vtgkit.nn.token_mlp cuts it at the official shapes: 75 clips × 50 tokens = 3750 rows, 768 fp16 token
-values + 2 tef values per row. One intra-op thread (training runs one chunk per core). Rounds interleave the
-variants; the figure is the median over rounds. Run with the allocator training uses:
+values + 2 tef values per row (contiguous tokens, and a layer sliced out of a larger cache as training reads it);
+also hidden_backward's N = grad_hᵀ D (256 × 3750 × 770) as a GEMM and as fused_rows.keep_matmul. One intra-op
+thread (training runs one chunk per core). Rounds interleave the variants; the figure is the median over rounds.
+Run with the allocator training uses:
 
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 python benchmarks/bench_fused_rows.py
     ... --threads 2    # also: two chunks at once on two Python threads (the kernels release the GIL)
@@ -54,8 +56,30 @@ def variants(clips: int, per_clip: int) -> dict[str, Callable[[int], object]]:
         mask_bytes = fused_rows.draw_mask_bytes(rows, width, chunk_generator(1, index, cpu))
         return fused_rows.normalized_keep_rows(tokens, tef, start, start + clips, EPS, mask_bytes)
 
+    # training's token layout: one layer of a (B, T, K, P, Dv) cache, reshaped to (B·T, P, Dv) (a strided view)
+    cache = torch.randn(4 * clips, 1, 2, per_clip, 768).half()
+    layer = cache[:, :, 1].reshape(4 * clips, per_clip, 768)
+
+    def fused_forward_strided(index: int) -> object:
+        start = (index % 4) * clips
+        mask_bytes = fused_rows.draw_mask_bytes(rows, width, chunk_generator(1, index, cpu))
+        return fused_rows.normalize_drop_rows(layer, tef, start, start + clips, gamma, beta, EPS, mask_bytes)
+
+    # N = grad_hᵀ D of hidden_backward: the GEMM with the 0/1 matrix vs the table lookups on the keep bits
+    grad_h = torch.randn(rows, 256)
+    masks = [fused_rows.draw_mask_bytes(rows, width, chunk_generator(1, index, cpu)) for index in range(4)]
+    kept = [fused_rows.normalized_keep_rows(tokens, tef, 0, clips, EPS, mask)[1] for mask in masks]
+
+    def gemm_n(index: int) -> object:
+        return torch.mm(grad_h.t(), kept[index % 4])
+
+    def keep_matmul_n(index: int) -> object:
+        return fused_rows.keep_matmul(grad_h, masks[index % 4], rows, width)
+
     return {"torch forward": torch_forward, "fused forward": fused_forward,
-            "torch backward (x̂ ⊙ D, D)": torch_backward_b, "fused backward (x̂ ⊙ D, D)": fused_backward_b}
+            "fused forward, strided tokens": fused_forward_strided,
+            "torch backward (x̂ ⊙ D, D)": torch_backward_b, "fused backward (x̂ ⊙ D, D)": fused_backward_b,
+            "N = grad_hᵀD: torch.mm": gemm_n, "N = grad_hᵀD: keep_matmul": keep_matmul_n}
 
 
 def main() -> None:

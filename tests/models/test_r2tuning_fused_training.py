@@ -39,7 +39,8 @@ def test_fused_matches_the_plain_path_for_other_layer_counts(overrides: dict) ->
 @pytest.mark.parametrize("masked", [False, True], ids=["all_tokens", "query_mask"])
 def test_folded_pooling_on_u_equals_pooling_on_v(masked: bool) -> None:
     """pool_tokens_folded of u pooled with pool_queries' queries and bias, then through max_over_queries, =
-    pool_tokens(v = W2 u + b2) for any u, e.g. a dropout output (values and gradients w.r.t. u, q and every parameter involved)."""
+    pool_tokens(v = W2 u + b2) for any u, e.g. a dropout output (values and gradients w.r.t. u, q and every
+    parameter involved)."""
     torch.manual_seed(0)
     block = tiny_model().adapter.train()
     last = block.video_map[-1]

@@ -99,6 +99,30 @@ def test_no_mask_float32_and_strided_tokens() -> None:
 
 
 @needs_numba
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_a_layer_sliced_out_of_a_cache_is_read_in_place_with_the_same_bits(dtype: torch.dtype) -> None:
+    # training's layout: layer k of a (B, T, K, P, Dv) cache, reshaped to (B·T, P, Dv): a strided view
+    generator = torch.Generator().manual_seed(5)
+    cache = (torch.randn(2, 3, 4, 5, 24, generator=generator) * 3 + 1).to(dtype)
+    view = cache[:, :, 2].reshape(6, 5, 24)
+    assert not view.is_contiguous() and view.data_ptr() != view.contiguous().data_ptr()
+    dense = view.contiguous()
+    tef = torch.rand(6, 2, generator=generator)
+    gamma, beta = torch.randn(26, generator=generator), torch.randn(26, generator=generator)
+    for start, stop in ((0, 6), (1, 4), (5, 6)):
+        rows = (stop - start) * 5
+        mask_bytes = fused_rows.draw_mask_bytes(rows, 26, torch.Generator().manual_seed(stop))
+        for got, want in zip(fused_rows.normalize_drop_rows(view, tef, start, stop, gamma, beta, EPS, mask_bytes),
+                             fused_rows.normalize_drop_rows(dense, tef, start, stop, gamma, beta, EPS, mask_bytes),
+                             strict=True):
+            assert torch.equal(got, want)
+        for got, want in zip(fused_rows.normalized_keep_rows(view, None, start, stop, EPS, mask_bytes[: rows * 3]),
+                             fused_rows.normalized_keep_rows(dense, None, start, stop, EPS, mask_bytes[: rows * 3]),
+                             strict=True):
+            assert torch.equal(got, want)
+
+
+@needs_numba
 @pytest.mark.parametrize("with_tef", [True, False])
 def test_backward_rows_for_the_m_n_form(with_tef: bool) -> None:
     tokens, tef, gamma, beta, width = make_inputs(5, 7, 30, with_tef, seed=3)
@@ -116,6 +140,47 @@ def test_backward_rows_for_the_m_n_form(with_tef: bool) -> None:
     no_affine = fused_rows.normalize_drop_rows(tokens, tef, start, stop, None, None, EPS, mask_bytes)[0]
     assert torch.equal(no_affine, normalized)  # the forward kernel without γ, β gives the same x̂ ⊙ D
 
+
+
+@needs_numba
+@pytest.mark.parametrize(("rows", "lanes", "width"), [
+    (3750 // 25, 256, 770),  # official width; 150 rows: the last group of 64 rows is partial
+    (67, 40, 768),  # rows not a multiple of 8 (last byte row partial), lanes not a multiple of 32
+    (9, 8, 13),  # odd width: a row's bits start mid-byte, the last column byte is partial
+    (1, 3, 1),
+    (128, 32, 17),  # whole groups
+])
+def test_keep_matmul_matches_the_gemm_with_the_0_1_mask(rows: int, lanes: int, width: int) -> None:
+    generator = torch.Generator().manual_seed(rows + width)
+    grad = torch.randn(rows, lanes, generator=generator)
+    mask_bytes = fused_rows.draw_mask_bytes(rows, width, generator)
+    keep = bits_as_keep(mask_bytes, rows, width)
+    want = grad.double().t() @ keep.double()  # exact reference; float32 sums only differ by rounding
+    got = fused_rows.keep_matmul(grad, mask_bytes, rows, width)
+    assert got.shape == (lanes, width) and got.dtype == torch.float32
+    scale = float(want.abs().max().clamp_min(1.0))
+    torch.testing.assert_close(got.double(), want, rtol=0, atol=2e-6 * scale)
+    gemm = torch.mm(grad.t(), keep.float()).double()  # the GEMM's own error, for scale: same order
+    assert (got.double() - want).abs().max() <= 8 * (gemm - want).abs().max() + 1e-6 * scale
+
+
+@needs_numba
+def test_keep_matmul_reads_only_the_mask_bits_of_its_elements() -> None:
+    rows, width = 11, 13  # 143 bits: the last of 18 bytes holds 7 of them
+    grad = torch.arange(rows * 32, dtype=torch.float32).view(rows, 32) / 7
+    for pattern in (0x00, 0xFF, 0x96):
+        mask_bytes = torch.full((40,), pattern, dtype=torch.uint8)
+        mask_bytes[18:] = 0xFF  # bytes past the mask: never read as keep bits
+        mask_bytes[17] |= 0x80  # the bit past the last element
+        keep = bits_as_keep(mask_bytes, rows, width)
+        got = fused_rows.keep_matmul(grad, mask_bytes, rows, width)
+        torch.testing.assert_close(got.double(), grad.double().t() @ keep.double(), rtol=1e-6, atol=1e-5)
+    with pytest.raises(ValueError, match="at least 18 bytes"):
+        fused_rows.keep_matmul(grad, mask_bytes[:17], rows, width)
+    with pytest.raises(ValueError, match="float32 CPU tensor of 11 rows"):
+        fused_rows.keep_matmul(grad[:10], mask_bytes, rows, width)
+    with pytest.raises(ValueError, match="float32 CPU tensor"):
+        fused_rows.keep_matmul(grad.double(), mask_bytes, rows, width)
 
 
 @needs_numba

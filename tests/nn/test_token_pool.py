@@ -190,3 +190,21 @@ def test_deferred_gradients_refuse_another_dropout_rate() -> None:
     tokens, tef, pool, _ = inputs(9)
     with pytest.raises(ValueError, match="dropout 0.5"):
         token_mlp_pool(tokens, tef, mlp, False, *pool, deferred=DeferredTokenMLPGradients(mlp, True))
+
+
+def test_deferred_gradients_of_a_retained_graph_backward_twice() -> None:
+    """A second backward of a retained graph defers again and adds the same gradients (the collecting node starts a
+    new round of chunk work)."""
+    mlp = make_mlp(DV + 2, DIMS, 0.5)
+    tokens, tef, pool, weights = inputs(10)
+    torch.set_num_threads(2)
+    mlp.zero_grad()
+    gradients = DeferredTokenMLPGradients(mlp, True)
+    best, cls = token_mlp_pool(tokens, tef, mlp, True, *pool, deferred=gradients)
+    loss = (best * weights[0]).sum() + (cls * weights[1]).sum()
+    loss.backward(retain_graph=True)
+    once = [p.grad.clone() for p in mlp.parameters()]
+    loss.backward()
+    assert torch.get_num_threads() == 2
+    for first, total in zip(once, mlp.parameters(), strict=True):
+        torch.testing.assert_close(total.grad, 2 * first, atol=1e-5, rtol=1e-5)

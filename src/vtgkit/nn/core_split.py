@@ -313,6 +313,7 @@ class BackgroundTasks:
             self._jobs.clear()
         finally:
             self._restore()
+            self._background = None  # a later round (e.g. a second backward of a retained graph) decides again
         if self._errors:
             raise self._errors[0]
 

@@ -16,6 +16,8 @@ Same results as the torch sequence (``F.layer_norm`` on the fp32 copy, then ``ke
 * fp16 is widened by the CPU's own half → float conversion (exact; numba has no float16 type, so the bits are read
   as uint16 and converted by one LLVM ``fpext``).
 
+For backward, :func:`keep_matmul` forms N = grad_hᵀ D from the keep bits without the 0/1 matrix or a GEMM.
+
 Only p = 0.5 masks are a bit per element; for other p the caller keeps the torch path. Kernels release the GIL
 (the caller runs two chunks on two threads) and live in vtgkit.nn.fused_rows_kernels, imported on first use (not
 by every model import); numba compiles them on first call and caches them on disk (``__pycache__`` next to that
@@ -30,6 +32,7 @@ from types import ModuleType
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 # Entry b: the 8 bits of byte b spread to the 8 bytes of a little-endian word (byte n = bit n of b), so one load
 # expands a random byte into 8 keep flags.
@@ -72,9 +75,13 @@ def draw_mask_bytes(rows: int, width: int, generator: torch.Generator) -> torch.
 
 def _row_inputs(
     tokens: torch.Tensor, tef: torch.Tensor | None, start: int, stop: int
-) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """numpy views the kernels read: tokens of clips [start, stop) as (rows, Dv) (uint16 bits of fp16, or fp32), the
-    tef (clips, T) fp32 (T = 0 when None); also rows and width. Copies only what is not already in that form."""
+) -> tuple[np.ndarray, tuple[int, int, int, int], np.ndarray, int, int]:
+    """What the kernels read for clips [start, stop): the tokens as the flat span of storage they occupy (uint16
+    bits of fp16, or fp32), their layout (tokens per clip, clip stride, token stride, dims; in elements), the tef
+    (clips, T) fp32 (T = 0 when None), rows and width.
+
+    A strided view whose last dim is contiguous (training's layer of a (B, T, K, P, Dv) cache, reshaped to
+    (B·T, P, Dv)) is read in place through its strides; only other layouts and dtypes are copied."""
     _kernels()  # raises when numba is missing
     if tokens.dim() != 3:
         raise ValueError(f"tokens must be (clips, tokens, dims), got shape {tuple(tokens.shape)}")
@@ -83,18 +90,28 @@ def _row_inputs(
     if not 0 <= start < stop <= tokens.size(0):
         raise ValueError(f"clip range [{start}, {stop}) is empty or outside the {tokens.size(0)} clips of tokens")
     part = tokens.detach()[start:stop]
+    if part.dtype not in (torch.float16, torch.float32):
+        part = part.to(torch.float32)  # other float dtypes: widen first (what the torch path's copy_ does)
     clips, per_clip, dims = part.shape
-    if part.dtype == torch.float16:
-        values = part.contiguous().view(torch.int16).numpy().view(np.uint16)
-    else:  # other float dtypes: widen to fp32 first (what the torch path's copy_ does)
-        values = part.to(torch.float32).contiguous().numpy()
+    clip_stride, token_stride, value_stride = part.stride()
+    if value_stride != 1 or clip_stride < 0 or token_stride < 0:
+        part = part.contiguous()
+        clip_stride, token_stride, _ = part.stride()
+    # the elements from the first value to the last (the gaps between clips are never read)
+    span = (clips - 1) * clip_stride + (per_clip - 1) * token_stride + dims
+    flat = part.as_strided((span,), (1,))
+    if flat.dtype == torch.float16:
+        values = flat.view(torch.int16).numpy().view(np.uint16)
+    else:
+        values = flat.numpy()
     if tef is None:
         tef_rows = np.zeros((clips, 0), np.float32)
     else:
         if tef.dim() != 2 or tef.size(0) < stop:
             raise ValueError(f"tef must be (clips, T) with at least {stop} clips, got shape {tuple(tef.shape)}")
         tef_rows = tef.detach()[start:stop].to(torch.float32).contiguous().numpy()
-    return values.reshape(clips * per_clip, dims), tef_rows, clips * per_clip, dims + tef_rows.shape[1]
+    layout = (per_clip, clip_stride, token_stride, dims)
+    return values, layout, tef_rows, clips * per_clip, dims + tef_rows.shape[1]
 
 
 def _mask_view(mask_bytes: torch.Tensor | None, rows: int, width: int) -> np.ndarray:
@@ -134,7 +151,7 @@ def normalize_drop_rows(
     rows = (stop − start)·P.
     Returns: out (rows, W), mean (rows, 1), rstd (rows, 1) fp32 (native_layer_norm's statistics).
     """
-    values, tef_rows, rows, width = _row_inputs(tokens, tef, start, stop)
+    values, layout, tef_rows, rows, width = _row_inputs(tokens, tef, start, stop)
     if out is None:
         out = torch.empty(rows, width)
     elif out.shape != (rows, width) or out.dtype != torch.float32 or not out.is_contiguous():
@@ -145,9 +162,9 @@ def normalize_drop_rows(
     gamma_values = _vector(gamma, width, "gamma") if affine else np.zeros(1, np.float32)
     beta_values = _vector(beta, width, "beta") if affine else np.zeros(1, np.float32)
     mean, rstd = torch.empty(rows, 1), torch.empty(rows, 1)
-    _kernels().affine_rows(values, tef_rows, tokens.size(1), gamma_values, beta_values, affine, float(eps),
-                 _mask_view(mask_bytes, rows, width), _BYTE_SPREAD, mask_bytes is not None, out.numpy(),
-                 _per_row(mean, rows), _per_row(rstd, rows))
+    _kernels().affine_rows(values, layout, tef_rows, gamma_values, beta_values, affine, float(eps),
+                           _mask_view(mask_bytes, rows, width), _BYTE_SPREAD, mask_bytes is not None, out.numpy(),
+                           _per_row(mean, rows), _per_row(rstd, rows))
     return out, mean, rstd
 
 
@@ -161,12 +178,44 @@ def normalized_keep_rows(
     """
     if mask_bytes is None:
         raise ValueError("normalized_keep_rows needs the mask bytes (without dropout use native_layer_norm)")
-    values, tef_rows, rows, width = _row_inputs(tokens, tef, start, stop)
+    values, layout, tef_rows, rows, width = _row_inputs(tokens, tef, start, stop)
     normalized, kept = torch.empty(rows, width), torch.empty(rows, width)
     mean, rstd = torch.empty(rows, 1), torch.empty(rows, 1)
-    _kernels().normalized_rows(values, tef_rows, tokens.size(1), float(eps), _mask_view(mask_bytes, rows, width),
+    _kernels().normalized_rows(values, layout, tef_rows, float(eps), _mask_view(mask_bytes, rows, width),
                      _BYTE_SPREAD, normalized.numpy(), kept.numpy(), _per_row(mean, rows), _per_row(rstd, rows))
     return normalized, kept, mean, rstd
+
+
+def keep_matmul(grad_h: torch.Tensor, mask_bytes: torch.Tensor, rows: int, width: int) -> torch.Tensor:
+    """N = grad_hᵀ D for the (rows, width) 0/1 keep mask D of ``mask_bytes`` (bit i % 8 of byte i // 8 keeps flat
+    element i), without building D or running a GEMM.
+
+    The second GEMM of token_mlp's first-layer backward (N; see ``hidden_backward``): D is binary, so for every 4
+    rows of grad_h the 16 subset sums of those rows are tabulated and each column adds the entries its keep bits
+    pick ("method of four Russians", vtgkit.nn.fused_rows_kernels): ~2× faster than ``torch.mm`` at the official
+    shapes (benchmarks/bench_fused_rows.py). Sums run in another order than a GEMM's: equal to float32 rounding
+    (relative error ~3e-7 of the largest entry at 3750 rows, the GEMM's ~2e-7).
+    Args: grad_h (rows, H) float32 on CPU; mask_bytes uint8 (≥ ceil(rows·width / 8),).
+    Returns: (H, width) float32.
+    """
+    kernels = _kernels()
+    if grad_h.dim() != 2 or grad_h.size(0) != rows or grad_h.dtype != torch.float32 or grad_h.device.type != "cpu":
+        raise ValueError(f"grad_h must be a float32 CPU tensor of {rows} rows, got {grad_h.dtype} "
+                         f"{tuple(grad_h.shape)} on {grad_h.device}")
+    if rows < 1 or width < 1:
+        raise ValueError(f"keep_matmul needs at least one row and one column, got rows {rows}, width {width}")
+    mask = _mask_view(mask_bytes, rows, width)
+    lanes = grad_h.size(1)
+    padded_lanes = -(-lanes // kernels.KEEP_LANES) * kernels.KEEP_LANES
+    grad = grad_h.detach()
+    if padded_lanes != lanes:  # the kernel takes whole groups of KEEP_LANES columns: zero columns complete the last
+        grad = F.pad(grad, (0, padded_lanes - lanes))
+    groups = -(-rows // (8 * kernels.KEEP_BYTES))
+    column_bytes = np.empty((groups * kernels.KEEP_BYTES, -(-width // 8) * 8), np.uint8)
+    kernels.keep_column_bytes(mask, rows, width, column_bytes)
+    out = torch.empty(padded_lanes, width)
+    kernels.keep_products_compiled()(grad.contiguous().numpy(), column_bytes, rows, width, out.numpy())
+    return out[:lanes] if padded_lanes != lanes else out
 
 
 @functools.cache
@@ -177,5 +226,7 @@ def warm_up() -> None:
     mask = torch.zeros(2, dtype=torch.uint8)
     for values in (tokens, tokens.float()):
         normalize_drop_rows(values, tef, 0, 1, ones, ones, 1e-5, mask)
+        normalize_drop_rows(values, tef, 0, 1, None, None, 1e-5, mask)
         normalize_drop_rows(values, None, 0, 1, None, None, 1e-5, None)
         normalized_keep_rows(values, tef, 0, 1, 1e-5, mask)
+    keep_matmul(torch.zeros(2, 1), mask, 2, 8)
