@@ -9,7 +9,13 @@ from tests.nn.test_token_mlp import make_mlp
 
 from vtgkit.nn import token_mlp as token_mlp_module
 from vtgkit.nn.token_mlp import token_mlp_before_output
-from vtgkit.nn.token_pool import DeferredTokenMLPGradients, attention_pool, max_over_queries, token_mlp_pool
+from vtgkit.nn.token_pool import (
+    DeferredTokenMLPGradients,
+    PoolingRun,
+    attention_pool,
+    max_over_queries,
+    token_mlp_pool,
+)
 
 BATCH, CLIPS, TOKENS, DV, DIMS, QUERIES = 3, 7, 5, 12, 8, 4
 
@@ -208,3 +214,42 @@ def test_deferred_gradients_of_a_retained_graph_backward_twice() -> None:
     assert torch.get_num_threads() == 2
     for first, total in zip(once, mlp.parameters(), strict=True):
         torch.testing.assert_close(total.grad, 2 * first, atol=1e-5, rtol=1e-5)
+
+
+def run_layers_in_one_run(mlp, tokens, tef, pool, weights, use_run: bool, seed: int = 11):  # noqa: ANN001
+    """Two layers pooled call by call or as one PoolingRun (with a decoder-like step between the results); returns
+    outputs and every gradient."""
+    mlp.zero_grad()
+    pool = [t.clone().requires_grad_() for t in pool]
+    torch.manual_seed(seed)
+    gradients = DeferredTokenMLPGradients(mlp, True)
+    calls = [{"tokens": tokens[:, :, layer], "tef": tef, "mlp": mlp, "dropout": True, "queries": pool[0],
+              "bias": pool[1], "q": pool[2], "query_mask": None, "deferred": gradients} for layer in range(2)]
+    outputs = []
+    if use_run:
+        with PoolingRun(calls) as run:
+            for layer in range(2):
+                best, cls = run.result(layer)
+                outputs += [torch.tanh(best), cls]  # work between the layers while the next one pools
+    else:
+        for call in calls:  # the same seed order: PoolingRun draws every call's seed when it is created
+            best, cls = token_mlp_pool(**call)
+            outputs += [torch.tanh(best), cls]
+    loss = sum((out * weights[index % 2]).sum() for index, out in enumerate(outputs))
+    loss.backward()
+    return [out.detach() for out in outputs] + [p.grad.clone() for p in mlp.parameters()] + [t.grad for t in pool]
+
+
+def test_pooling_run_equals_call_by_call_and_does_not_depend_on_threads() -> None:
+    mlp = make_mlp(DV + 2, DIMS, 0.5)
+    tokens, tef, pool, weights = inputs(12)
+    tokens = torch.stack((tokens, tokens.flip(1)), dim=2)  # (B, T, 2 layers, P, Dv)
+    expected = run_layers_in_one_run(mlp, tokens, tef, pool, weights, use_run=False)
+    runs = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)  # 2: the pieces run on the caller and the helper thread
+        runs.append(run_layers_in_one_run(mlp, tokens, tef, pool, weights, use_run=True))
+        assert torch.get_num_threads() == threads
+    for one, two, want in zip(*runs, expected, strict=True):
+        assert torch.equal(one, two)
+        torch.testing.assert_close(one, want, atol=0, rtol=0)  # the same pieces and sums: the same bits

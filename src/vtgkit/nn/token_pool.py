@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vtgkit.nn.core_split import BackgroundTasks
+from vtgkit.nn.core_split import BackgroundTasks, SplitRun, split_available
 from vtgkit.nn.fast_linear import fast_linear
 from vtgkit.nn.max_linear import linear_max_backward
 from vtgkit.nn.token_mlp import (
@@ -118,70 +118,93 @@ class DeferredTokenMLPGradients:
             self.state, norm1.weight, norm1.bias, linear1.weight, linear1.bias, norm2.weight, norm2.bias)
 
 
-class _TokenMLPPool(torch.autograd.Function):
-    """(best (C, H), cls (C, H)) from the tokens (C, P, Dv) of C = B·T clips, see the module docstring."""
+class _PoolForward:
+    """One pooling call's forward chunk work: its pieces (independent, each writes its own results) and the results
+    backward needs. Runs inside :class:`_TokenMLPPool`'s forward, or ahead of it (:class:`PoolingRun`)."""
 
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, tokens: torch.Tensor, tef: torch.Tensor | None, clips_per_video: int, p: float, seed: int,
-        eps1: float, eps2: float, query_mask: torch.Tensor | None, state: _DeferredState | None, g1: torch.Tensor,
-        b1: torch.Tensor,
-        w1: torch.Tensor, c1: torch.Tensor, g2: torch.Tensor, b2: torch.Tensor, queries: torch.Tensor,
-        bias: torch.Tensor, w2: torch.Tensor, c2: torch.Tensor, q: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        w1s, g2s, b2s = _scaled(p, w1, g2, b2)
-        num_clips, num_tokens = tokens.shape[:2]
+    def __init__(
+        self, tokens: torch.Tensor, tef: torch.Tensor | None, clips_per_video: int, p: float, seed: int, eps1: float,
+        eps2: float, query_mask: torch.Tensor | None, g1: torch.Tensor, b1: torch.Tensor, w1: torch.Tensor,
+        c1: torch.Tensor, g2: torch.Tensor, b2: torch.Tensor, queries: torch.Tensor, bias: torch.Tensor,
+        w2: torch.Tensor, c2: torch.Tensor, q: torch.Tensor,
+    ) -> None:
+        with torch.no_grad():
+            self.w1s, self.g2s, self.b2s = _scaled(p, w1, g2, b2)
+        self.inputs = (tokens, tef, clips_per_video, p, seed, eps1, eps2, query_mask, g1, b1, c1, queries, w2, c2, q)
+        num_clips = tokens.size(0)
+        self.best = torch.empty(num_clips, w2.size(0), device=tokens.device)
+        self.cls = torch.empty(num_clips, self.w1s.size(0), device=tokens.device)
+        self.bias_rows = bias.detach()[..., 0].contiguous()  # (B, L)
+        self.chunks = _chunks(num_clips, tokens.size(1))
+        # per chunk, for backward: the hidden activation, the attention, the pooled rows, where the max was taken
+        self.hidden: list[torch.Tensor | None] = [None] * len(self.chunks)
+        self.attention: list[torch.Tensor | None] = [None] * len(self.chunks)
+        self.pooled: list[torch.Tensor | None] = [None] * len(self.chunks)
+        self.maxima: list[torch.Tensor | None] = [None] * len(self.chunks)
+
+    def pieces(self) -> list[functools.partial]:
+        return [functools.partial(self.piece, index) for index in range(len(self.chunks))]
+
+    @torch.no_grad()
+    def piece(self, index: int) -> None:
+        tokens, tef, clips_per_video, p, seed, eps1, eps2, query_mask, g1, b1, c1, queries, w2, c2, q = self.inputs
+        w1s, g2s, b2s = self.w1s, self.g2s, self.b2s
+        num_tokens = tokens.size(1)
         width, inner = w1s.size(1), w1s.size(0)
         num_queries = queries.size(1)
         device = tokens.device
-        best = torch.empty(num_clips, w2.size(0), device=device)
-        cls = torch.empty(num_clips, inner, device=device)
-        bias_rows = bias[..., 0].contiguous()  # (B, L)
-        chunks = _chunks(num_clips, num_tokens)
-        # per chunk, for backward: the hidden activation, the attention, the pooled rows, where the max was taken
-        hidden: list[torch.Tensor | None] = [None] * len(chunks)
-        attention: list[torch.Tensor | None] = [None] * len(chunks)
-        pooled_rows: list[torch.Tensor | None] = [None] * len(chunks)
-        maxima: list[torch.Tensor | None] = [None] * len(chunks)
+        start, stop = self.chunks[index]
+        clips = stop - start
+        count = clips * num_tokens
+        segments = _segments(start, stop, clips_per_video)
+        mask1, mask2 = chunk_masks(seed, index, count, width, inner, p, device)
+        x = input_rows(tokens, tef, start, stop, g1, b1, eps1, mask1)
+        h = self.hidden[index] = fast_linear(x, w1s, c1, relu=True)
+        u = F.layer_norm(h, [inner], g2s, b2s, eps2)
+        if mask2 is not None:
+            _drop(u, mask2)
+        self.cls[start:stop] = u.view(clips, num_tokens, inner)[:, 0]
+        scores = torch.empty(count, num_queries, device=device)
+        for video, first, end in segments:
+            rows = slice((first - start) * num_tokens, (end - start) * num_tokens)
+            torch.addmm(self.bias_rows[video], u[rows], queries[video].t(), out=scores[rows])  # (n·P, L)
+        att = self.attention[index] = scores.view(clips, num_tokens, num_queries).softmax(dim=1)  # over P
+        pooled = self.pooled[index] = torch.bmm(att.transpose(1, 2), u.view(clips, num_tokens, inner))
+        # the last Linear, + q, the max over the L queries: while the chunk's pooled rows are in cache
+        z = fast_linear(pooled.view(clips * num_queries, inner), w2, c2).view(clips, num_queries, -1)
+        for video, first, end in segments:
+            part = z[first - start:end - start]
+            part += q[video]
+            if query_mask is not None:
+                part.masked_fill_(~query_mask[video, :, None], float("-inf"))
+        torch.amax(z, dim=1, out=self.best[start:stop])
+        self.maxima[index] = z == self.best[start:stop, None]  # every query tied for the max shares its gradient
 
-        def piece(index: int) -> None:
-            start, stop = chunks[index]
-            clips = stop - start
-            count = clips * num_tokens
-            segments = _segments(start, stop, clips_per_video)
-            mask1, mask2 = chunk_masks(seed, index, count, width, inner, p, device)
-            x = input_rows(tokens, tef, start, stop, g1, b1, eps1, mask1)
-            h = hidden[index] = fast_linear(x, w1s, c1, relu=True)
-            u = F.layer_norm(h, [inner], g2s, b2s, eps2)
-            if mask2 is not None:
-                _drop(u, mask2)
-            cls[start:stop] = u.view(clips, num_tokens, inner)[:, 0]
-            scores = torch.empty(count, num_queries, device=device)
-            for video, first, end in segments:
-                rows = slice((first - start) * num_tokens, (end - start) * num_tokens)
-                torch.addmm(bias_rows[video], u[rows], queries[video].t(), out=scores[rows])  # (n·P, L)
-            att = attention[index] = scores.view(clips, num_tokens, num_queries).softmax(dim=1)  # over P
-            pooled = pooled_rows[index] = torch.bmm(att.transpose(1, 2), u.view(clips, num_tokens, inner))
-            # the last Linear, + q, the max over the L queries: while the chunk's pooled rows are in cache
-            z = fast_linear(pooled.view(clips * num_queries, inner), w2, c2).view(clips, num_queries, -1)
-            for video, first, end in segments:
-                part = z[first - start:end - start]
-                part += q[video]
-                if query_mask is not None:
-                    part.masked_fill_(~query_mask[video, :, None], float("-inf"))
-            torch.amax(z, dim=1, out=best[start:stop])
-            maxima[index] = z == best[start:stop, None]  # every query tied for the max shares its gradient
 
-        _run([functools.partial(piece, index) for index in range(len(chunks))])
-        ctx.save_for_backward(tokens, tef, query_mask, g1, b1, w1s, g2s, b2s, queries, w2)
+class _TokenMLPPool(torch.autograd.Function):
+    """(best (C, H), cls (C, H)) from the tokens (C, P, Dv) of C = B·T clips, see the module docstring. ``work`` is
+    the call's :class:`_PoolForward` when its pieces already ran (:class:`PoolingRun`), else None."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, work: _PoolForward | None, tokens: torch.Tensor, tef: torch.Tensor | None, clips_per_video: int,
+        p: float, seed: int, eps1: float, eps2: float, query_mask: torch.Tensor | None, state: _DeferredState | None,
+        g1: torch.Tensor, b1: torch.Tensor, w1: torch.Tensor, c1: torch.Tensor, g2: torch.Tensor, b2: torch.Tensor,
+        queries: torch.Tensor, bias: torch.Tensor, w2: torch.Tensor, c2: torch.Tensor, q: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if work is None:
+            work = _PoolForward(tokens, tef, clips_per_video, p, seed, eps1, eps2, query_mask, g1, b1, w1, c1, g2, b2,
+                                queries, bias, w2, c2, q)
+            _run(work.pieces())
+        ctx.save_for_backward(tokens, tef, query_mask, g1, b1, work.w1s, work.g2s, work.b2s, queries, w2)
         # intermediates: plain attributes, no reference cycle
-        ctx.hidden, ctx.attention, ctx.pooled, ctx.maxima = hidden, attention, pooled_rows, maxima
+        ctx.hidden, ctx.attention, ctx.pooled, ctx.maxima = work.hidden, work.attention, work.pooled, work.maxima
         ctx.config = (clips_per_video, p, seed, eps1, eps2)
         ctx.state = state
         if state is not None:
             ctx.call = state.calls
             state.calls += 1
-        return best, cls
+        return work.best, work.cls
 
     @staticmethod
     def backward(  # type: ignore[override]
@@ -278,7 +301,7 @@ class _TokenMLPPool(torch.autograd.Function):
                     grad_queries[video] = _sum([part[0] for part in video_parts])
                     grad_bias[video, :, 0] = _sum([part[1] for part in video_parts])
                     grad_q[video] = _sum([part[2] for part in video_parts])
-        return (None, None, None, None, None, None, None, None, None, *grads, grad_queries, grad_bias, grad_w2,
+        return (None, None, None, None, None, None, None, None, None, None, *grads, grad_queries, grad_bias, grad_w2,
                 grad_c2, grad_q)
 
 
@@ -330,25 +353,110 @@ def token_mlp_pool(
     Returns:
         the max (B, T, D) and the CLS token's u (B, T, H), float32.
     """
-    norm1, _, linear1, _, norm2, _, linear2 = mlp
-    p = _dropout_rate(mlp, dropout)
-    batch, num_clips, num_tokens, width = tokens.shape
-    if torch.is_autocast_enabled(tokens.device.type):
+    call = _PoolCall(tokens, tef, mlp, dropout, queries, bias, q, query_mask, deferred)
+    return call.plain() if call.args is None else call.apply(None)
+
+
+class _PoolCall:
+    """The arguments of one :func:`token_mlp_pool` call as :class:`_TokenMLPPool` takes them (its dropout seed drawn
+    here, in call order), or ``args`` None under autocast (the plain module sequence runs)."""
+
+    def __init__(
+        self, tokens: torch.Tensor, tef: torch.Tensor | None, mlp: nn.Sequential, dropout: bool, queries: torch.Tensor,
+        bias: torch.Tensor, q: torch.Tensor, query_mask: torch.Tensor | None,
+        deferred: DeferredTokenMLPGradients | None,
+    ) -> None:
+        norm1, _, linear1, _, norm2, _, linear2 = mlp
+        self.p = p = _dropout_rate(mlp, dropout)
+        self.shape = tokens.shape[:2]
+        self.plain_inputs = (tokens, tef, mlp, queries, bias, q, query_mask)
+        self.args: tuple | None = None
+        if torch.is_autocast_enabled(tokens.device.type):
+            return
+        if deferred is not None and deferred.state.p != p:
+            raise ValueError(f"deferred gradients were set up for dropout {deferred.state.p}, this call uses {p}")
+        batch, num_clips, num_tokens, width = tokens.shape
+        seed = int(torch.randint(0, 2**62, (1,)).item()) if p > 0 else 0
+        flat_tef = None if tef is None else tef.detach().float().reshape(-1, tef.size(-1)).contiguous()
+        flat_tokens = tokens.detach().reshape(-1, num_tokens, width)
+        keep = None if query_mask is None else (query_mask != 0).contiguous()
+        if deferred is None:
+            params = (norm1.weight, norm1.bias, linear1.weight, linear1.bias, norm2.weight, norm2.bias)
+        else:
+            params = deferred.params
+        self.args = (flat_tokens, flat_tef, num_clips, p, seed, norm1.eps, norm2.eps, keep,
+                     None if deferred is None else deferred.state, *params, queries.float().contiguous(),
+                     bias.float().contiguous(), linear2.weight, linear2.bias, q.float().contiguous())
+
+    def plain(self) -> tuple[torch.Tensor, torch.Tensor]:
         # Under autocast the module sequence runs as is (its GEMMs in the autocast dtype); the fused path is fp32.
-        u = _plain_before_output(tokens, tef, mlp, p)
-        return max_over_queries(attention_pool(u, queries, bias), linear2, q, query_mask), u[:, :, 0]
-    seed = int(torch.randint(0, 2**62, (1,)).item()) if p > 0 else 0
-    flat_tef = None if tef is None else tef.float().reshape(-1, tef.size(-1)).contiguous()
-    flat_tokens = tokens.detach().reshape(-1, num_tokens, width)
-    keep = None if query_mask is None else (query_mask != 0).contiguous()
-    if deferred is not None and deferred.state.p != p:
-        raise ValueError(f"deferred gradients were set up for dropout {deferred.state.p}, this call uses {p}")
-    if deferred is None:
-        params = (norm1.weight, norm1.bias, linear1.weight, linear1.bias, norm2.weight, norm2.bias)
-    else:
-        params = deferred.params
-    state = None if deferred is None else deferred.state
-    best, cls = _TokenMLPPool.apply(flat_tokens, flat_tef, num_clips, p, seed, norm1.eps, norm2.eps, keep, state,
-                                    *params, queries.float().contiguous(), bias.float().contiguous(),
-                                    linear2.weight, linear2.bias, q.float().contiguous())
-    return best.view(batch, num_clips, -1), cls.view(batch, num_clips, -1)
+        tokens, tef, mlp, queries, bias, q, query_mask = self.plain_inputs
+        u = _plain_before_output(tokens, tef, mlp, self.p)
+        return max_over_queries(attention_pool(u, queries, bias), mlp[-1], q, query_mask), u[:, :, 0]
+
+    def forward_work(self) -> _PoolForward:
+        """The call's forward pieces, to run ahead of :meth:`apply` (the state argument is not part of them)."""
+        assert self.args is not None
+        tensors = self.args[:8] + self.args[9:]
+        return _PoolForward(*tensors)
+
+    def apply(self, work: _PoolForward | None) -> tuple[torch.Tensor, torch.Tensor]:
+        assert self.args is not None
+        best, cls = _TokenMLPPool.apply(work, *self.args)
+        batch, num_clips = self.shape
+        return best.view(batch, num_clips, -1), cls.view(batch, num_clips, -1)
+
+
+class PoolingRun:
+    """Several :func:`token_mlp_pool` calls (R²-Tuning's K layers) whose chunk work runs as one stream of pieces.
+
+    Why: run call by call, each call's pieces end with one core idle while the other finishes the last chunk, and
+    the work between calls (R²'s recurrent decoder step on the pooled layer) runs while nothing else does. Here
+    all calls' pieces run in call order on the caller and the helper thread (vtgkit.nn.core_split.SplitRun, one
+    intra-op thread each) from the moment the block is entered; :meth:`result` waits for one call's pieces (running
+    pending ones meanwhile) and returns its outputs with their autograd node, so the caller works on call k while
+    the helper goes on with call k + 1's chunks. Each call's dropout seed is drawn when the run is created, in call
+    order. Results equal :func:`token_mlp_pool`'s for the same seeds; without the split (one thread, autograd-free
+    helper unavailable) each call's pieces run when its result is asked for.
+
+    Args: calls, each the keyword arguments of :func:`token_mlp_pool`.
+    """
+
+    def __init__(self, calls: list[dict[str, Any]]) -> None:
+        self._calls = [_PoolCall(**call) for call in calls]
+        self._work: list[_PoolForward | None] = []
+        self._ranges: list[range] = []
+        self._split: SplitRun | None = None
+
+    def __enter__(self) -> PoolingRun:
+        pieces: list[functools.partial] = []
+        for call in self._calls:
+            work = None if call.args is None else call.forward_work()
+            self._work.append(work)
+            new = [] if work is None else work.pieces()
+            self._ranges.append(range(len(pieces), len(pieces) + len(new)))
+            pieces.extend(new)
+        self._pieces = pieces
+        with torch.no_grad():
+            available = len(pieces) > 1 and split_available()
+        if available:
+            self._split = SplitRun(pieces)
+            self._split.__enter__()
+        return self
+
+    def result(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Call ``index``'s (max over the queries (B, T, D), CLS token's u (B, T, H))."""
+        call, work = self._calls[index], self._work[index]
+        if work is None:
+            return call.plain()
+        for piece in self._ranges[index]:
+            if self._split is not None:
+                self._split.wait(piece)
+            else:
+                self._pieces[piece]()
+        return call.apply(work)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._split is not None:
+            self._split.__exit__(*exc)
+            self._split = None

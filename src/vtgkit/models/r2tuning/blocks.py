@@ -21,7 +21,7 @@ from vtgkit.nn.fast_linear import fast_linear
 from vtgkit.nn.positional_encoding import PositionalEncoding
 from vtgkit.nn.token_mlp import token_mlp_before_output
 from vtgkit.nn.token_mlp_inference import LARGE_ROWS_PER_CHUNK, ROWS_PER_CHUNK, token_mlp_hidden, token_mlp_output
-from vtgkit.nn.token_pool import DeferredTokenMLPGradients, token_mlp_pool
+from vtgkit.nn.token_pool import DeferredTokenMLPGradients, PoolingRun, token_mlp_pool
 
 # Tokens per video in one piece of the fast path's visual side: one token-MLP chunk (vtgkit.nn.token_mlp_inference),
 # so its output is pooled straight away, without a copy into a whole-layer buffer.
@@ -394,38 +394,57 @@ class R2Block(nn.Module):
             return self._forward_fast(video, query, video_mask, query_mask, tef, pos, pool_mask)
         last = None
         layer_video_cls, layer_query = [], []
-        deferred = None
-        if fused and config.query_modulated_pooling and torch.is_grad_enabled():
-            # before the layers: its collecting node's backward then runs after every pooling node's backward
-            deferred = DeferredTokenMLPGradients(self.video_map, self.training)
-        for step in self.steps():
-            if fused:
-                # the query first: its folded pooling queries go into the token chunks (vtgkit.nn.token_pool)
-                q = self.query_map(query[:, :, first + step].float())  # (B, L, D)
-                tokens = video[:, :, first + step]
-                pool = (*self.pool_queries(q), q, pool_mask, deferred) if config.query_modulated_pooling else None
-                if pool is None:  # only the CLS token is used (the MLP works per token)
-                    tokens = tokens[:, :, :1]
-                v, cls = self.map_video_fused(tokens, tef, pool)  # max over queries (B, T, D) or None, CLS u
-                cls = self.video_map[-1](cls)  # the CLS token through video_map's last Linear
-            else:
-                v = self.map_video(video[:, :, first + step], tef)  # (B, T, P, D)
-                cls = v[:, :, 0]
-                # after the video, as in the official code: the same order of dropout draws
-                q = self.query_map(query[:, :, first + step].float())  # (B, L, D)
-            layer_video_cls.append(cls)
-            layer_query.append(q)
-            if not config.query_modulated_pooling:
-                h = cls
-            elif fused:
-                h = self.pool_tokens_folded(v, cls, step)
-            else:
-                h = self.pool_tokens(v, q, step, pool_mask)
-            if last is not None and config.recurrent_gate:
-                gate = self.gate[self._gate_index(step)].sigmoid()
-                h = gate * h + (1 - gate) * last
-            last = self.tem(h, q, pos, video_mask, query_mask)
+        steps = self.steps()
+        pooling = step_queries = None
+        if fused and config.query_modulated_pooling:
+            pooling, step_queries = self._pooling_run(video, query, tef, pool_mask, first, steps)
+        with pooling if pooling is not None else contextlib.nullcontext():
+            for index, step in enumerate(steps):
+                if pooling is not None:
+                    q = step_queries[index]
+                    v, cls = pooling.result(index)  # max over queries (B, T, D), CLS u (B, T, D)
+                    cls = self.video_map[-1](cls)  # the CLS token through video_map's last Linear
+                elif fused:  # only the CLS token is used (the MLP works per token)
+                    q = self.query_map(query[:, :, first + step].float())  # (B, L, D)
+                    v, cls = self.map_video_fused(video[:, :, first + step, :1], tef, None)
+                    cls = self.video_map[-1](cls)
+                else:
+                    v = self.map_video(video[:, :, first + step], tef)  # (B, T, P, D)
+                    cls = v[:, :, 0]
+                    # after the video, as in the official code: the same order of dropout draws
+                    q = self.query_map(query[:, :, first + step].float())  # (B, L, D)
+                layer_video_cls.append(cls)
+                layer_query.append(q)
+                if not config.query_modulated_pooling:
+                    h = cls
+                elif fused:
+                    h = self.pool_tokens_folded(v, cls, step)
+                else:
+                    h = self.pool_tokens(v, q, step, pool_mask)
+                if last is not None and config.recurrent_gate:
+                    gate = self.gate[self._gate_index(step)].sigmoid()
+                    h = gate * h + (1 - gate) * last
+                last = self.tem(h, q, pos, video_mask, query_mask)
         return R2BlockOutput(video=last, query=q, layer_video_cls=layer_video_cls, layer_query=layer_query)
+
+    def _pooling_run(
+        self, video: torch.Tensor, query: torch.Tensor, tef: torch.Tensor | None, pool_mask: torch.Tensor | None,
+        first: int, steps: list[int],
+    ) -> tuple[PoolingRun, list[torch.Tensor]]:
+        """The fused training form of every step's spatial pooling (vtgkit.nn.token_pool): every layer's query
+        first (the pooling does not depend on the recurrence), then all layers' token chunks as one
+        :class:`PoolingRun`, so that the decoder step of a layer runs while the helper thread pools the next one.
+        With autograd the token MLP's weight gradients are deferred to one collecting node, created here before
+        the pooling nodes so that autograd runs it after all of them. Returns the run and each step's q (B, L, D)."""
+        deferred = DeferredTokenMLPGradients(self.video_map, self.training) if torch.is_grad_enabled() else None
+        step_queries = [self.query_map(query[:, :, first + step].float()) for step in steps]  # (B, L, D) each
+        calls = []
+        for step, q in zip(steps, step_queries, strict=True):
+            queries, bias = self.pool_queries(q)
+            calls.append({"tokens": video[:, :, first + step], "tef": tef, "mlp": self.video_map,
+                          "dropout": self.training, "queries": queries, "bias": bias, "q": q, "query_mask": pool_mask,
+                          "deferred": deferred})
+        return PoolingRun(calls), step_queries
 
     def _forward_fast(
         self, video: torch.Tensor, query: torch.Tensor, video_mask: torch.Tensor, query_mask: torch.Tensor,
