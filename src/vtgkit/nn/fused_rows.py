@@ -27,12 +27,13 @@ file, or numba's user-wide cache directory when that is read-only); see :func:`w
 from __future__ import annotations
 
 import functools
-import importlib
 from types import ModuleType
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from vtgkit.nn.numba_kernels import load_kernels
 
 # Entry b: the 8 bits of byte b spread to the 8 bytes of a little-endian word (byte n = bit n of b), so one load
 # expands a random byte into 8 keep flags.
@@ -47,13 +48,8 @@ def available() -> bool:
     return _kernels_or_none() is not None
 
 
-@functools.cache
 def _kernels_or_none() -> ModuleType | None:
-    # Imported here, not at the top: numba's import would otherwise be paid by every model import.
-    try:
-        return importlib.import_module("vtgkit.nn.fused_rows_kernels")
-    except ImportError:  # numba missing, or a numba that does not import beside this numpy
-        return None
+    return load_kernels("vtgkit.nn.fused_rows_kernels")
 
 
 def _kernels() -> ModuleType:

@@ -13,20 +13,15 @@ rounding only). Without numba the dense GEMMs run instead.
 
 from __future__ import annotations
 
-import functools
-import importlib
 from types import ModuleType
 
 import torch
 
+from vtgkit.nn.numba_kernels import load_kernels
 
-@functools.cache
+
 def _kernels() -> ModuleType | None:
-    # Imported on first use: numba's import would otherwise be paid by every model import.
-    try:
-        return importlib.import_module("vtgkit.nn.max_linear_kernels")
-    except ImportError:  # numba missing, or a numba that does not import beside this numpy
-        return None
+    return load_kernels("vtgkit.nn.max_linear_kernels")
 
 
 def linear_max_backward(
