@@ -210,3 +210,21 @@ def test_without_numba_the_caller_is_told_to_keep_the_torch_path() -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert "needs numba" in result.stdout
     assert fused_rows.available() == (find_spec("numba") is not None)
+
+
+@pytest.mark.parametrize("rows, width", [(37, 256), (5, 13), (1, 7)])
+def test_drop_rows_zeroes_exactly_what_the_int32_mask_drops(rows: int, width: int) -> None:
+    values = torch.randn(rows, width)
+    mask_bytes = fused_rows.draw_mask_bytes(rows, width, torch.Generator().manual_seed(rows + width))
+    expected = _drop(values.clone(), keep_mask(rows, width, 0.5, torch.Generator().manual_seed(rows + width)))
+    got = fused_rows.drop_rows(values.clone(), mask_bytes)
+    assert torch.equal(got, expected)
+    assert (got == 0).any() and (got != 0).any()
+
+
+def test_drop_rows_refuses_a_short_mask_or_a_strided_matrix() -> None:
+    mask_bytes = fused_rows.draw_mask_bytes(4, 8, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="at least 8 bytes"):
+        fused_rows.drop_rows(torch.randn(8, 8), mask_bytes[:4])
+    with pytest.raises(ValueError, match="contiguous float32"):
+        fused_rows.drop_rows(torch.randn(8, 4).t(), mask_bytes)

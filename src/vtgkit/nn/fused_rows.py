@@ -182,6 +182,18 @@ def normalized_keep_rows(
     return normalized, kept, mean, rstd
 
 
+def drop_rows(values: torch.Tensor, mask_bytes: torch.Tensor) -> torch.Tensor:
+    """Zero, in place, the elements of ``values`` (rows, W) contiguous fp32 whose keep bit in ``mask_bytes`` (as
+    :func:`draw_mask_bytes` draws them) is 0: ``token_mlp._drop`` with ``keep_mask``'s mask, without expanding the
+    bits to an int32 matrix first. Returns ``values``."""
+    if values.dim() != 2 or values.dtype != torch.float32 or not values.is_contiguous() or values.device.type != "cpu":
+        raise ValueError(f"values must be a contiguous float32 CPU matrix, got {values.dtype} {tuple(values.shape)} "
+                         f"on {values.device}")
+    rows, width = values.shape
+    _kernels().drop_rows(values.detach().numpy(), _mask_view(mask_bytes, rows, width), _BYTE_SPREAD)
+    return values
+
+
 def keep_matmul(grad_h: torch.Tensor, mask_bytes: torch.Tensor, rows: int, width: int) -> torch.Tensor:
     """N = grad_hᵀ D for the (rows, width) 0/1 keep mask D of ``mask_bytes`` (bit i % 8 of byte i // 8 keeps flat
     element i), without building D or running a GEMM.

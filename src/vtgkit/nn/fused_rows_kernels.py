@@ -134,6 +134,19 @@ def normalized_rows(tokens, layout, tef, eps, mask, spread, normalized, kept, me
         rstd_out[row] = rstd
 
 
+
+@njit(nogil=True, cache=True)
+def drop_rows(values, mask, spread):
+    """values (rows, width) fp32 in place: 0 where the keep flag of the flat element is 0."""
+    rows, width = values.shape
+    keep = _keep_buffer(width)
+    for row in range(rows):
+        offset = _expand_bits(mask, row * width, width, keep.view(np.uint64), spread)
+        target = values[row]
+        for j in range(width):
+            if keep[offset + j] == 0:
+                target[j] = np.float32(0.0)
+
 # --- N = grad_hᵀ D for a 0/1 keep mask D, without a GEMM ("method of four Russians") -------------------------------
 #
 # For every 4 rows of grad_h, a table of the 16 subset sums of those rows (32 grad columns at a time); the 4 keep bits

@@ -31,20 +31,23 @@ import functools
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vtgkit.nn.core_split import BackgroundTasks, SplitRun, split_available
 from vtgkit.nn.fast_linear import fast_linear
+from vtgkit.nn.fused_rows import draw_mask_bytes, drop_rows, normalize_drop_rows
 from vtgkit.nn.max_linear import linear_max_backward
 from vtgkit.nn.token_mlp import (
     _chunks,
     _drop,
     _dropout_rate,
+    _is_mask_bytes,
     _plain_before_output,
     _run,
     _scaled,
     _sum,
+    _use_fused_rows,
+    chunk_generator,
     chunk_masks,
     finish_weight_grads,
     hidden_backward,
@@ -62,6 +65,38 @@ def _segments(start: int, stop: int, clips_per_video: int) -> list[tuple[int, in
         out.append((video, clip, end))
         clip = end
     return out
+
+
+def _pool_masks(
+    seed: int, index: int, rows: int, width: int, inner: int, p: float, device: torch.device
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Chunk ``index``'s two dropout masks: token_mlp.chunk_masks' draws (the same random stream), with the second
+    mask also kept as its random bytes when the first one is (p = 0.5 with numba), for the fused LayerNorm-2 pass."""
+    if p == 0.5 and _use_fused_rows(device):
+        generator = chunk_generator(seed, index, device)
+        return draw_mask_bytes(rows, width, generator), draw_mask_bytes(rows, inner, generator)
+    return chunk_masks(seed, index, rows, width, inner, p, device)
+
+
+def _hidden_output(
+    h: torch.Tensor, clips: int, g2s: torch.Tensor, b2s: torch.Tensor, eps2: float, mask2: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """u = LayerNorm-2(h) ⊙ mask2 with LayerNorm's mean and rstd (rows, 1). Mask bytes: one numba pass per row
+    (vtgkit.nn.fused_rows) instead of LayerNorm, the int32 mask's expansion and the masking pass."""
+    if _is_mask_bytes(mask2):
+        return normalize_drop_rows(h.view(clips, -1, h.size(1)), None, 0, clips, g2s, b2s, eps2, mask2)
+    u, mean, rstd = torch.native_layer_norm(h, [h.size(1)], g2s, b2s, eps2)
+    if mask2 is not None:
+        _drop(u, mask2)
+    return u, mean, rstd
+
+
+def _drop_rows(x: torch.Tensor, mask: torch.Tensor) -> None:
+    """Zero the dropped elements of ``x`` in place (mask: int32 keep mask or p = 0.5 random bytes)."""
+    if _is_mask_bytes(mask):
+        drop_rows(x, mask)
+    else:
+        _drop(x, mask)
 
 
 class _DeferredState:
@@ -157,12 +192,10 @@ class _PoolForward:
         clips = stop - start
         count = clips * num_tokens
         segments = _segments(start, stop, clips_per_video)
-        mask1, mask2 = chunk_masks(seed, index, count, width, inner, p, device)
+        mask1, mask2 = _pool_masks(seed, index, count, width, inner, p, device)
         x = input_rows(tokens, tef, start, stop, g1, b1, eps1, mask1)
         h = self.hidden[index] = fast_linear(x, w1s, c1, relu=True)
-        u = F.layer_norm(h, [inner], g2s, b2s, eps2)
-        if mask2 is not None:
-            _drop(u, mask2)
+        u = _hidden_output(h, clips, g2s, b2s, eps2, mask2)[0]
         self.cls[start:stop] = u.view(clips, num_tokens, inner)[:, 0]
         scores = torch.empty(count, num_queries, device=device)
         for video, first, end in segments:
@@ -235,11 +268,9 @@ class _TokenMLPPool(torch.autograd.Function):
             h = hidden[index]
             count = h.size(0)
             segments = _segments(start, stop, clips_per_video)
-            mask1, mask2 = chunk_masks(seed, index, count, width, inner, p, device)
+            mask1, mask2 = _pool_masks(seed, index, count, width, inner, p, device)
             # u = LN2(h) ⊙ mask2 recomputed (the 1 / (1 − p) is inside LN2's scaled weight and bias)
-            u, mean2, rstd2 = torch.native_layer_norm(h, [inner], g2s, b2s, eps2)
-            if mask2 is not None:
-                _drop(u, mask2)
+            u, mean2, rstd2 = _hidden_output(h, clips, g2s, b2s, eps2, mask2)
             if grad_best is None:
                 grad_u = torch.zeros(count, inner, device=device)
             else:
@@ -269,7 +300,7 @@ class _TokenMLPPool(torch.autograd.Function):
             if grad_cls is not None:
                 grad_u.view(clips, num_tokens, inner)[:, 0] += grad_cls[start:stop]
             if mask2 is not None:
-                _drop(grad_u, mask2)
+                _drop_rows(grad_u, mask2)
             weight_grads = functools.partial(hidden_backward, grad_u, h, mean2, rstd2, g2s, b2s, tokens, tef, start,
                                              stop, eps1, g1, b1, w1s, mask1)
             if state is None:
