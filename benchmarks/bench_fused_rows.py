@@ -2,9 +2,10 @@
 
 One chunk as vtgkit.nn.token_mlp cuts it at the official shapes: 75 clips × 50 tokens = 3750 rows, 768 fp16 token
 values + 2 tef values per row (contiguous tokens, and a layer sliced out of a larger cache as training reads it);
-also hidden_backward's N = grad_hᵀ D (256 × 3750 × 770) as a GEMM and as fused_rows.keep_matmul. One intra-op
-thread (training runs one chunk per core). Rounds interleave the variants; the figure is the median over rounds.
-Run with the allocator training uses:
+also hidden_backward's N = grad_hᵀ D (256 × 3750 × 770) as a GEMM and as fused_rows.keep_matmul, and the backward of
+the pooling's last Linear before the max over queries as GEMMs and as vtgkit.nn.max_linear's sparse updates. One
+intra-op thread (training runs one chunk per core). Rounds interleave the variants; the figure is the median over
+rounds. Run with the allocator training uses:
 
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 python benchmarks/bench_fused_rows.py
     ... --threads 2    # also: two chunks at once on two Python threads (the kernels release the GIL)
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from vtgkit.nn import fused_rows
+from vtgkit.nn.max_linear import linear_max_backward
 from vtgkit.nn.token_mlp import _chunk_input, _drop, chunk_generator, keep_mask
 
 EPS = 1e-5
@@ -76,10 +78,26 @@ def variants(clips: int, per_clip: int) -> dict[str, Callable[[int], object]]:
     def keep_matmul_n(index: int) -> object:
         return fused_rows.keep_matmul(grad_h, masks[index % 4], rows, width)
 
+    # The pooling's last Linear before the max over L = 20 queries (vtgkit.nn.max_linear): its backward from the
+    # max's gradient (one non-zero per clip and channel) as the two GEMMs and as the sparse row updates
+    pooled = torch.randn(clips, 20, 256)
+    weight = torch.randn(256, 256)
+    z = pooled @ weight.t()
+    tied = z == z.amax(dim=1, keepdim=True)
+    grad_z = torch.randn(clips, 1, 256) / tied.sum(1, keepdim=True) * tied
+
+    def linear_gemms(index: int) -> object:
+        flat = grad_z.view(-1, 256)
+        return flat @ weight, flat.t() @ pooled.view(-1, 256)
+
+    def linear_sparse(index: int) -> object:
+        return linear_max_backward(grad_z, pooled, weight)
+
     return {"torch forward": torch_forward, "fused forward": fused_forward,
             "fused forward, strided tokens": fused_forward_strided,
             "torch backward (x̂ ⊙ D, D)": torch_backward_b, "fused backward (x̂ ⊙ D, D)": fused_backward_b,
-            "N = grad_hᵀD: torch.mm": gemm_n, "N = grad_hᵀD: keep_matmul": keep_matmul_n}
+            "N = grad_hᵀD: torch.mm": gemm_n, "N = grad_hᵀD: keep_matmul": keep_matmul_n,
+            "Linear before max, backward: GEMMs": linear_gemms, "Linear before max, backward: sparse": linear_sparse}
 
 
 def main() -> None:
