@@ -21,7 +21,7 @@ from vtgkit.nn.fast_linear import fast_linear
 from vtgkit.nn.positional_encoding import PositionalEncoding
 from vtgkit.nn.token_mlp import token_mlp_before_output
 from vtgkit.nn.token_mlp_inference import LARGE_ROWS_PER_CHUNK, ROWS_PER_CHUNK, token_mlp_hidden, token_mlp_output
-from vtgkit.nn.token_pool import DeferredTokenMLPGradients, PoolingRun, token_mlp_pool
+from vtgkit.nn.token_pool import DeferredTokenMLPGradients, PoolingRun
 
 # Tokens per video in one piece of the fast path's visual side: one token-MLP chunk (vtgkit.nn.token_mlp_inference),
 # so its output is pooled straight away, without a copy into a whole-layer buffer.
@@ -322,23 +322,11 @@ class R2Block(nn.Module):
             out[members] = cls[members] + weight * finish(pooled, q[members][None], mask).transpose(0, 1)  # (n, C, D)
         return out
 
-    def map_video_fused(
-        self, tokens: torch.Tensor, tef: torch.Tensor | None,
-        pool: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, DeferredTokenMLPGradients | None]
-        | None,
-    ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Training form of :meth:`map_video` up to, not including, the last Linear of ``video_map`` (u; row chunks
-        that stay in cache from the fp16 → fp32 copy to the first GEMM, cheap dropout masks regenerated in backward,
-        no 770-wide tensor saved: vtgkit.nn.token_mlp), with the spatial pooling taken in the same chunks when
-        ``pool`` = (queries, bias) from :meth:`pool_queries`, q, the query mask and the forward's deferred weight
-        gradients (vtgkit.nn.token_pool: u is never materialised; the last Linear runs on the pooled rows, then + q
-        and the max over the queries).
-        :meth:`pool_tokens_folded` finishes the pooling.
-
-        Returns (max_L(W2 pooled + b2 + q) (B, T, D), or None without ``pool``) and the CLS token's u (B, T, D)."""
-        if pool is None:
-            return None, token_mlp_before_output(tokens, tef, self.video_map, dropout=self.training)[1]
-        return token_mlp_pool(tokens, tef, self.video_map, self.training, *pool)
+    def map_video_cls_fused(self, tokens: torch.Tensor, tef: torch.Tensor | None) -> torch.Tensor:
+        """Training form of :meth:`map_video` for the CLS token alone (no query-modulated pooling), up to, not
+        including, the last Linear of ``video_map`` (vtgkit.nn.token_mlp: row chunks, dropout masks regenerated in
+        backward). Args: tokens (B, T, 1, Dv). Returns the CLS token's u (B, T, D)."""
+        return token_mlp_before_output(tokens, tef, self.video_map, dropout=self.training)[1]
 
     def pool_queries(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Queries and bias of the folded pooling on u, the mapped tokens before the last Linear of ``video_map``
@@ -355,7 +343,7 @@ class R2Block(nn.Module):
         return queries, bias
 
     def pool_tokens_folded(self, best: torch.Tensor, cls: torch.Tensor, step: int) -> torch.Tensor:
-        """Autograd form of :meth:`pool_tokens` from :meth:`map_video_fused`'s max over the queries, computed on
+        """Autograd form of :meth:`pool_tokens` from the max over the queries that :meth:`_pooling_run` computes on
         the attention-weighted sums of u with :meth:`pool_queries`' queries: softmax rows sum to 1, so
         softmax(·) v = W2 (softmax(·) u) + b2, and W2 runs on B·T·L rows instead of B·T·P.
 
@@ -379,7 +367,7 @@ class R2Block(nn.Module):
             lengths: true clip counts for per-sample semantics, or None for the official padded semantics.
             fast: use the inference forms (eval, no autograd).
             fused: with autograd, map the video tokens with the fused token MLP and fold the key projection
-                (:meth:`map_video_fused`, :meth:`pool_tokens_folded`); False runs the plain module sequence.
+                (:meth:`_pooling_run`, :meth:`pool_tokens_folded`); False runs the plain module sequence.
         """
         config = self.config
         batch, num_clips = video.shape[:2]
@@ -406,8 +394,7 @@ class R2Block(nn.Module):
                     cls = self.video_map[-1](cls)  # the CLS token through video_map's last Linear
                 elif fused:  # only the CLS token is used (the MLP works per token)
                     q = self.query_map(query[:, :, first + step].float())  # (B, L, D)
-                    v, cls = self.map_video_fused(video[:, :, first + step, :1], tef, None)
-                    cls = self.video_map[-1](cls)
+                    cls = self.video_map[-1](self.map_video_cls_fused(video[:, :, first + step, :1], tef))
                 else:
                     v = self.map_video(video[:, :, first + step], tef)  # (B, T, P, D)
                     cls = v[:, :, 0]
