@@ -180,9 +180,28 @@ def chunk_masks(
         return None, None
     generator = chunk_generator(seed, index, device)
     if p == 0.5 and _use_fused_rows(device):
-        # the first mask as its random bytes (the same draws as keep_mask's): the fused kernels read the bits
-        return fused_rows.draw_mask_bytes(rows, width, generator), keep_mask(rows, inner, p, generator)
+        # the masks as their random bytes (the same draws as keep_mask's): the fused kernels read the bits
+        return fused_rows.draw_mask_bytes(rows, width, generator), fused_rows.draw_mask_bytes(rows, inner, generator)
     return keep_mask(rows, width, p, generator), keep_mask(rows, inner, p, generator)
+
+
+def drop_masked(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Zero, in place, the dropped elements of ``x`` (rows, W) contiguous fp32: ``mask`` is an int32 keep mask or the
+    random bytes of a p = 0.5 mask (chunk_masks). Returns ``x``."""
+    return fused_rows.drop_rows(x, mask) if _is_mask_bytes(mask) else _drop(x, mask)
+
+
+def hidden_output(
+    h: torch.Tensor, g2s: torch.Tensor, b2s: torch.Tensor, eps2: float, mask2: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """u = LayerNorm-2(h) ⊙ mask2 (rows, H) with LayerNorm's mean and rstd (rows, 1). Mask bytes: one numba pass
+    per row (vtgkit.nn.fused_rows) instead of LayerNorm, the int32 mask's expansion and the masking pass."""
+    if _is_mask_bytes(mask2):
+        return fused_rows.normalize_drop_rows(h.view(1, -1, h.size(1)), None, 0, 1, g2s, b2s, eps2, mask2)
+    u, mean, rstd = torch.native_layer_norm(h, [h.size(1)], g2s, b2s, eps2)
+    if mask2 is not None:
+        _drop(u, mask2)
+    return u, mean, rstd
 
 
 def hidden_backward(
@@ -259,11 +278,8 @@ class _TokenMLPHidden(torch.autograd.Function):
             mask1, mask2 = chunk_masks(seed, index, count, width, inner, p, tokens.device)
             x = input_rows(tokens, tef, start, stop, g1, b1, eps1, mask1)
             h = hidden[index] = fast_linear(x, w1s, c1, relu=True)
-            # LayerNorm written straight into the output rows; its statistics are kept for backward.
-            torch.ops.aten.native_layer_norm.out(h, [inner], g2s, b2s, eps2, out0=out[rows], out1=mean2[rows],
-                                                 out2=rstd2[rows])
-            if mask2 is not None:
-                _drop(out[rows], mask2)
+            # the statistics of LayerNorm-2 are kept for backward
+            out[rows], mean2[rows], rstd2[rows] = hidden_output(h, g2s, b2s, eps2, mask2)
 
         _run([functools.partial(piece, index) for index in range(len(chunks))])
         ctx.save_for_backward(tokens, tef, mean2, rstd2, g1, b1, w1s, g2s, b2s)
@@ -294,19 +310,18 @@ class _TokenMLPHidden(torch.autograd.Function):
             rows = slice(start * num_tokens, stop * num_tokens)
             h = hidden[index]
             mask1, mask2 = chunk_masks(seed, index, h.size(0), width, inner, p, tokens.device)
-            # u = LN2(h) ⊙ mask2, the 1 / (1 − p) inside LN2's scaled weight and bias; masking makes a new tensor
+            # u = LN2(h) ⊙ mask2, the 1 / (1 − p) inside LN2's scaled weight and bias: the gradient of u and of
+            # its CLS row, summed, then masked once (a new tensor: grad_out stays as autograd gave it)
             if grad_out is None:
                 grad = torch.zeros(h.size(0), inner, device=h.device)
-            elif mask2 is not None:
-                grad = torch.bitwise_and(grad_out[rows].view(torch.int32), mask2).view(torch.float32)
+            elif mask2 is not None or grad_cls is not None:
+                grad = grad_out[rows].clone()
             else:
-                grad = grad_out[rows].clone() if grad_cls is not None else grad_out[rows]
+                grad = grad_out[rows]
             if grad_cls is not None:
-                extra = grad_cls[start:stop].contiguous()
-                if mask2 is not None:
-                    first_mask = mask2.view(stop - start, num_tokens, inner)[:, 0]
-                    extra = torch.bitwise_and(extra.view(torch.int32), first_mask).view(torch.float32)
-                grad.view(stop - start, num_tokens, inner)[:, 0] += extra
+                grad.view(stop - start, num_tokens, inner)[:, 0] += grad_cls[start:stop]
+            if mask2 is not None:
+                drop_masked(grad, mask2)
             parts[index] = hidden_backward(grad, h, mean2[rows], rstd2[rows], g2s, b2s, tokens, tef, start, stop,
                                            eps1, g1, b1, w1s, mask1)
 

@@ -35,22 +35,19 @@ from torch import nn
 
 from vtgkit.nn.core_split import BackgroundTasks, SplitRun, split_available
 from vtgkit.nn.fast_linear import fast_linear
-from vtgkit.nn.fused_rows import draw_mask_bytes, drop_rows, normalize_drop_rows
 from vtgkit.nn.max_linear import linear_max_backward
 from vtgkit.nn.token_mlp import (
     _chunks,
-    _drop,
     _dropout_rate,
-    _is_mask_bytes,
     _plain_before_output,
     _run,
     _scaled,
     _sum,
-    _use_fused_rows,
-    chunk_generator,
     chunk_masks,
+    drop_masked,
     finish_weight_grads,
     hidden_backward,
+    hidden_output,
     input_rows,
 )
 
@@ -65,38 +62,6 @@ def _segments(start: int, stop: int, clips_per_video: int) -> list[tuple[int, in
         out.append((video, clip, end))
         clip = end
     return out
-
-
-def _pool_masks(
-    seed: int, index: int, rows: int, width: int, inner: int, p: float, device: torch.device
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Chunk ``index``'s two dropout masks: token_mlp.chunk_masks' draws (the same random stream), with the second
-    mask also kept as its random bytes when the first one is (p = 0.5 with numba), for the fused LayerNorm-2 pass."""
-    if p == 0.5 and _use_fused_rows(device):
-        generator = chunk_generator(seed, index, device)
-        return draw_mask_bytes(rows, width, generator), draw_mask_bytes(rows, inner, generator)
-    return chunk_masks(seed, index, rows, width, inner, p, device)
-
-
-def _hidden_output(
-    h: torch.Tensor, clips: int, g2s: torch.Tensor, b2s: torch.Tensor, eps2: float, mask2: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """u = LayerNorm-2(h) ⊙ mask2 with LayerNorm's mean and rstd (rows, 1). Mask bytes: one numba pass per row
-    (vtgkit.nn.fused_rows) instead of LayerNorm, the int32 mask's expansion and the masking pass."""
-    if _is_mask_bytes(mask2):
-        return normalize_drop_rows(h.view(clips, -1, h.size(1)), None, 0, clips, g2s, b2s, eps2, mask2)
-    u, mean, rstd = torch.native_layer_norm(h, [h.size(1)], g2s, b2s, eps2)
-    if mask2 is not None:
-        _drop(u, mask2)
-    return u, mean, rstd
-
-
-def _drop_rows(x: torch.Tensor, mask: torch.Tensor) -> None:
-    """Zero the dropped elements of ``x`` in place (mask: int32 keep mask or p = 0.5 random bytes)."""
-    if _is_mask_bytes(mask):
-        drop_rows(x, mask)
-    else:
-        _drop(x, mask)
 
 
 class _DeferredState:
@@ -137,7 +102,7 @@ class DeferredTokenMLPGradients:
     Why: each pooling node's backward has a short part that autograd needs at once (the gradients of the queries,
     bias and q, which flow on into the rest of the graph) and a long one that only feeds the MLP's own weight
     gradients (per chunk: LayerNorm-2's and ReLU's backward, the input pass and the two rows × 770 weight-side
-    GEMMs, vtgkit.nn.token_mlp.hidden_backward: ~3/4 of the chunk's backward). With this object the long parts run on
+    products, vtgkit.nn.token_mlp.hidden_backward: ~3/4 of the chunk's backward). With this object the long parts run on
     the helper thread (vtgkit.nn.core_split.BackgroundTasks) while autograd goes on with the recurrent decoder's
     backward and the next pooling node's short parts in the calling thread, instead of the two cores waiting for
     each other around every node. The parameters enter the graph through one collecting node created here, before
@@ -192,10 +157,10 @@ class _PoolForward:
         clips = stop - start
         count = clips * num_tokens
         segments = _segments(start, stop, clips_per_video)
-        mask1, mask2 = _pool_masks(seed, index, count, width, inner, p, device)
+        mask1, mask2 = chunk_masks(seed, index, count, width, inner, p, device)
         x = input_rows(tokens, tef, start, stop, g1, b1, eps1, mask1)
         h = self.hidden[index] = fast_linear(x, w1s, c1, relu=True)
-        u = _hidden_output(h, clips, g2s, b2s, eps2, mask2)[0]
+        u = hidden_output(h, g2s, b2s, eps2, mask2)[0]
         self.cls[start:stop] = u.view(clips, num_tokens, inner)[:, 0]
         scores = torch.empty(count, num_queries, device=device)
         for video, first, end in segments:
@@ -220,10 +185,11 @@ class _TokenMLPPool(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, work: _PoolForward | None, tokens: torch.Tensor, tef: torch.Tensor | None, clips_per_video: int,
-        p: float, seed: int, eps1: float, eps2: float, query_mask: torch.Tensor | None, state: _DeferredState | None,
-        g1: torch.Tensor, b1: torch.Tensor, w1: torch.Tensor, c1: torch.Tensor, g2: torch.Tensor, b2: torch.Tensor,
-        queries: torch.Tensor, bias: torch.Tensor, w2: torch.Tensor, c2: torch.Tensor, q: torch.Tensor,
+        ctx: Any, work: _PoolForward | None, state: _DeferredState | None, tokens: torch.Tensor,
+        tef: torch.Tensor | None, clips_per_video: int, p: float, seed: int, eps1: float, eps2: float,
+        query_mask: torch.Tensor | None, g1: torch.Tensor, b1: torch.Tensor, w1: torch.Tensor, c1: torch.Tensor,
+        g2: torch.Tensor, b2: torch.Tensor, queries: torch.Tensor, bias: torch.Tensor, w2: torch.Tensor,
+        c2: torch.Tensor, q: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if work is None:
             work = _PoolForward(tokens, tef, clips_per_video, p, seed, eps1, eps2, query_mask, g1, b1, w1, c1, g2, b2,
@@ -268,9 +234,9 @@ class _TokenMLPPool(torch.autograd.Function):
             h = hidden[index]
             count = h.size(0)
             segments = _segments(start, stop, clips_per_video)
-            mask1, mask2 = _pool_masks(seed, index, count, width, inner, p, device)
+            mask1, mask2 = chunk_masks(seed, index, count, width, inner, p, device)
             # u = LN2(h) ⊙ mask2 recomputed (the 1 / (1 − p) is inside LN2's scaled weight and bias)
-            u, mean2, rstd2 = _hidden_output(h, clips, g2s, b2s, eps2, mask2)
+            u, mean2, rstd2 = hidden_output(h, g2s, b2s, eps2, mask2)
             if grad_best is None:
                 grad_u = torch.zeros(count, inner, device=device)
             else:
@@ -300,7 +266,7 @@ class _TokenMLPPool(torch.autograd.Function):
             if grad_cls is not None:
                 grad_u.view(clips, num_tokens, inner)[:, 0] += grad_cls[start:stop]
             if mask2 is not None:
-                _drop_rows(grad_u, mask2)
+                drop_masked(grad_u, mask2)
             weight_grads = functools.partial(hidden_backward, grad_u, h, mean2, rstd2, g2s, b2s, tokens, tef, start,
                                              stop, eps1, g1, b1, w1s, mask1)
             if state is None:
@@ -415,9 +381,11 @@ class _PoolCall:
             params = (norm1.weight, norm1.bias, linear1.weight, linear1.bias, norm2.weight, norm2.bias)
         else:
             params = deferred.params
-        self.args = (flat_tokens, flat_tef, num_clips, p, seed, norm1.eps, norm2.eps, keep,
-                     None if deferred is None else deferred.state, *params, queries.float().contiguous(),
-                     bias.float().contiguous(), linear2.weight, linear2.bias, q.float().contiguous())
+        self.state = None if deferred is None else deferred.state
+        # _PoolForward's arguments (and _TokenMLPPool's after work and state)
+        self.args = (flat_tokens, flat_tef, num_clips, p, seed, norm1.eps, norm2.eps, keep, *params,
+                     queries.float().contiguous(), bias.float().contiguous(), linear2.weight, linear2.bias,
+                     q.float().contiguous())
 
     def plain(self) -> tuple[torch.Tensor, torch.Tensor]:
         # Under autocast the module sequence runs as is (its GEMMs in the autocast dtype); the fused path is fp32.
@@ -426,14 +394,13 @@ class _PoolCall:
         return max_over_queries(attention_pool(u, queries, bias), mlp[-1], q, query_mask), u[:, :, 0]
 
     def forward_work(self) -> _PoolForward:
-        """The call's forward pieces, to run ahead of :meth:`apply` (the state argument is not part of them)."""
+        """The call's forward pieces, to run ahead of :meth:`apply`."""
         assert self.args is not None
-        tensors = self.args[:8] + self.args[9:]
-        return _PoolForward(*tensors)
+        return _PoolForward(*self.args)
 
     def apply(self, work: _PoolForward | None) -> tuple[torch.Tensor, torch.Tensor]:
         assert self.args is not None
-        best, cls = _TokenMLPPool.apply(work, *self.args)
+        best, cls = _TokenMLPPool.apply(work, self.state, *self.args)
         batch, num_clips = self.shape
         return best.view(batch, num_clips, -1), cls.view(batch, num_clips, -1)
 
